@@ -329,6 +329,14 @@ class QuadraticBilevel:
         est = self.grad_x_outer(self.x, y_T) + jac.T * self.grad_y_outer(self.x, y_T)
         return self._emit_vector(est, backend, inputs)
 
+    def itd_inner_iterate(self, T: int, alpha: Any, y0: Any = None, backend: Backend = None) -> Any:
+        """y_T = y* + (I - alpha A)^T (y0 - y*), the T-th GD iterate on g(x, .) from y0."""
+        T = check_nonnegative_int(T, "T")
+        alpha = check_positive_scalar(alpha, "alpha")
+        y0, inputs = self._point(y0, "y0")
+        MT = (sp.eye(self.d_y) - alpha * self.A) ** T
+        return self._emit_vector(self._y_star + MT * (y0 - self._y_star), backend, inputs)
+
     def itd_error(self, T: int, alpha: Any, y0: Any = None, backend: Backend = None) -> Any:
         """Boxed ITD error (spec 7.3): [S + B^T A^-1 (I - M^T) P] M^T e0 - B^T A^-1 M^T g*."""
         T = check_nonnegative_int(T, "T")
@@ -505,8 +513,7 @@ class QuadraticBilevel:
         T = check_nonnegative_int(T, "T")
         alpha_e = check_positive_scalar(alpha, "alpha")
         y0m, _ = self._point(y0, "y0")
-        MT = (sp.eye(self.d_y) - alpha_e * self.A) ** T
-        y_T = self._y_star + MT * (y0m - self._y_star)
+        y_T = self.itd_inner_iterate(T, alpha_e, y0m)
         diff = self.itd_hypergradient(T, alpha, y0m) - self.neumann_hypergradient(T, alpha, y_T)
         self._prove_zero(diff, f"ITD({T}) - Neumann({T}) at y_T")
         return True
