@@ -43,6 +43,8 @@ from ._symbolic import (
 
 __all__ = ["PLLeastSquaresGame", "ScalarPLGame"]
 
+_DEFAULT_NU = sp.Rational(1, 10)
+
 
 class PLLeastSquaresGame:
     """The rank-deficient least-squares bilevel game of spec 7.11.
@@ -80,7 +82,10 @@ class PLLeastSquaresGame:
         if not 1 <= rank < d_y or rank > m:
             raise ValueError(f"need 1 <= rank < d_y and rank <= m, got rank={rank}, d_y={d_y}")
         rng = np.random.default_rng(seed)
-        C = rng.standard_normal((m, rank)) @ rng.standard_normal((rank, d_y))
+        # the product is formed in exact arithmetic: a float product would round to full rank
+        C = as_matrix(rng.standard_normal((m, rank)), "G1") * as_matrix(
+            rng.standard_normal((rank, d_y)), "G2"
+        )
         return cls(C=C, D=rng.standard_normal((m, d_x)), y_target=rng.standard_normal(d_y), nu=nu)
 
     def inner(self, x: Any = None, y: Any = None) -> sp.Expr:
@@ -179,7 +184,7 @@ class ScalarPLGame:
     #: PL constant of h proven by Karimi, Nutini and Schmidt (2016).
     PL_CONSTANT_CERTIFIED = sp.Rational(1, 32)
 
-    def __init__(self, t: Any = 1, nu: Any = sp.Rational(1, 10)) -> None:
+    def __init__(self, t: Any = 1, nu: Any = _DEFAULT_NU) -> None:
         self.t = sp.sympify(t)
         self.nu = check_positive_scalar(nu, "nu")
         self.x, self.y, self.u = sp.symbols("x y u", real=True)

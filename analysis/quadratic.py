@@ -433,7 +433,7 @@ class QuadraticBilevel:
         """
         K = check_nonnegative_int(K, "K")
         y_given = y
-        y, inputs = self._point(y, "y")
+        y, _ = self._point(y, "y")
         v0 = sp.zeros(self.d_y, 1) if v0 is None else as_matrix(v0, "v0", (self.d_y, 1))
         check_backend(backend)
         if backend is None:
@@ -480,8 +480,9 @@ class QuadraticBilevel:
         grad L*_lam = R x + r + S y_lam - lam B^T (y_lam - y*) (spec 7.8). Needs P + lam A > 0.
         """
         lam = self._check_lambda(lam)
-        y_lam = (self.P + lam * self.A).inv() * (lam * (self.B * self.x + self.c) - self.p
-                                                 - self.S.T * self.x)
+        y_lam = (self.P + lam * self.A).inv() * (
+            lam * (self.B * self.x + self.c) - self.p - self.S.T * self.x
+        )
         grad = self.R * self.x + self.r + self.S * y_lam - lam * self.B.T * (y_lam - self._y_star)
         return self._emit_vector(grad, backend, (self.x,))
 
@@ -545,7 +546,10 @@ class QuadraticBilevel:
         return self.grad_x_outer(x, y) + self.B.T * v
 
     def _exact_pointwise(
-        self, build: Callable[[sp.Matrix, sp.Matrix], sp.Matrix], backend: str, y_input: bool,
+        self,
+        build: Callable[[sp.Matrix, sp.Matrix], sp.Matrix],
+        backend: str,
+        y_input: bool,
         y_fixed: sp.Matrix,
     ) -> Callable[..., Any]:
         """Callable that evaluates ``build(x, y)`` exactly at rational points, then rounds."""

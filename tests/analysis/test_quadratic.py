@@ -10,16 +10,19 @@ bound is asserted with a relative slack of 1e-9.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 import sympy as sp
 import torch
+from bilevel.analysis import QuadraticBilevel
+from bilevel.proofs_checks.reference import (
+    autograd_hypergradient,
+    simulate_cg_exact,
+    simulate_itd,
+    simulate_neumann,
+)
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from bilevel.analysis import QuadraticBilevel
 
 REL_TOL = 1e-10
 # each example builds exact rational closed forms (0.1-0.3 s); 12 seeds per property keep the
@@ -54,8 +57,13 @@ def _symbolic_instance(d_x: int, d_y: int) -> QuadraticBilevel:
     a = sp.symbols(f"a0:{d_y}", positive=True)
     A = sym("A", d_y, d_y, symmetric=True) if d_y <= 2 else sp.diag(*a)
     return QuadraticBilevel(
-        A=A, B=sym("B", d_y, d_x), c=sym("c", d_y, 1), P=sym("P", d_y, d_y, symmetric=True),
-        p=sym("p", d_y, 1), R=sym("R", d_x, d_x, symmetric=True), r=sym("r", d_x, 1),
+        A=A,
+        B=sym("B", d_y, d_x),
+        c=sym("c", d_y, 1),
+        P=sym("P", d_y, d_y, symmetric=True),
+        p=sym("p", d_y, 1),
+        R=sym("R", d_x, d_x, symmetric=True),
+        r=sym("r", d_x, 1),
         S=sym("S", d_x, d_y),
     )
 
@@ -89,16 +97,6 @@ def test_hessian_is_jacobian_of_hypergradient_symbolically() -> None:
 
 
 # ---------------------------------------------------------------------- numeric backends
-def _autograd_hypergradient(blocks: dict, x: torch.Tensor) -> torch.Tensor:
-    """grad Phi by float64 reverse mode through y*(x) = solve(A, B x + c)."""
-    t = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in blocks.items()}
-    x = x.clone().requires_grad_(True)
-    y = torch.linalg.solve(t["A"], t["B"] @ x + t["c"])
-    f = 0.5 * y @ t["P"] @ y + t["p"] @ y + 0.5 * x @ t["R"] @ x + t["r"] @ x + x @ t["S"] @ y
-    (grad,) = torch.autograd.grad(f, x)
-    return grad
-
-
 @settings(max_examples=HEAVY_EXAMPLES)
 @given(seed=seeds, d_x=dims, d_y=dims, kappa=kappas)
 @example(seed=0, d_x=3, d_y=5, kappa=1e4)
@@ -106,7 +104,7 @@ def _autograd_hypergradient(blocks: dict, x: torch.Tensor) -> torch.Tensor:
 def test_lambdified_hypergradient_matches_torch_autograd(seed, d_x, d_y, kappa) -> None:
     inst = _instance(d_x, d_y, kappa, seed)
     x = np.random.default_rng(seed).standard_normal(d_x)
-    reference = _autograd_hypergradient(inst.as_numpy(), torch.from_numpy(x)).numpy()
+    reference = autograd_hypergradient(inst.as_numpy(), x)
     via_numpy = inst.hypergradient(backend="numpy")(x)
     via_torch = inst.hypergradient(backend="torch")(torch.from_numpy(x))
     assert via_torch.dtype == torch.float64
@@ -123,51 +121,6 @@ def test_torch_backend_keeps_autograd() -> None:
 
 
 # ---------------------------------------------------------------------- estimators vs simulations
-def _simulate_itd(b: dict, x: np.ndarray, y0: np.ndarray, T: int, alpha: float) -> np.ndarray:
-    """T steps of GD with the forward-mode Jacobian J = dy_t/dx (J_0 = 0: y0 held constant)."""
-    y, J = y0.copy(), np.zeros((len(y0), len(x)))
-    for _ in range(T):
-        y = y - alpha * (b["A"] @ y - b["B"] @ x - b["c"])
-        J = J - alpha * (b["A"] @ J - b["B"])
-    return b["R"] @ x + b["r"] + b["S"] @ y + J.T @ (b["P"] @ y + b["p"] + b["S"].T @ x)
-
-
-def _simulate_neumann(b: dict, x: np.ndarray, y: np.ndarray, Q: int, eta: float) -> np.ndarray:
-    rhs = b["P"] @ y + b["p"] + b["S"].T @ x
-    v, term = np.zeros_like(y), rhs.copy()
-    for _ in range(Q):  # v_Q = eta sum_{q<Q} (I - eta A)^q rhs
-        v = v + eta * term
-        term = term - eta * b["A"] @ term
-    return b["R"] @ x + b["r"] + b["S"] @ y + b["B"].T @ v
-
-
-def _simulate_cg_exact(b: dict, x: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
-    """Textbook CG (Hestenes-Stiefel recursion) in exact rational arithmetic, rounded once.
-
-    Float64 CG is not forward stable with respect to the exact Krylov iterate (measured: relative
-    deviations 5e4 x kappa u K at kappa = 1e4, d = 5, where the Krylov basis is nearly
-    degenerate), so the independent simulation of the closed form runs in exact arithmetic.
-    """
-    F = np.vectorize(Fraction, otypes=[object])
-    A, B, R, S = (F(b[k]) for k in ("A", "B", "R", "S"))
-    xf, yf = F(x), F(y)
-    rhs = F(b["P"]) @ yf + F(b["p"]) + S.T @ xf
-    v = np.array([Fraction(0)] * len(y), dtype=object)
-    res = rhs - A @ v
-    direction = res.copy()
-    for _ in range(K):
-        rr = res @ res
-        if rr == 0:
-            break
-        Ad = A @ direction
-        step = rr / (direction @ Ad)
-        v = v + step * direction
-        res = res - step * Ad
-        direction = res + (res @ res) / rr * direction
-    out = R @ xf + F(b["r"]) + S @ yf + B.T @ v
-    return np.array([float(e) for e in out])
-
-
 def _exact(inst: QuadraticBilevel, x: np.ndarray) -> np.ndarray:
     return inst.hypergradient(backend="numpy")(x)
 
@@ -183,7 +136,7 @@ def test_itd_closed_form_matches_simulation_and_obeys_bound(seed, d_x, d_y, kapp
     truth = _exact(inst, x)
     for T in (0, 1, 2, 5, 13, 30):
         closed = inst.itd_hypergradient(T, alpha, y0, backend="numpy")(x)
-        assert _rel_close(closed, _simulate_itd(b, x, y0, T, alpha), np.linalg.norm(truth))
+        assert _rel_close(closed, simulate_itd(b, x, y0, T, alpha), np.linalg.norm(truth))
         boxed = inst.itd_error(T, alpha, y0, backend="numpy")(x)
         assert _rel_close(boxed, closed - truth, np.linalg.norm(truth))
         bound = inst.itd_error_bound(T, alpha, y0, backend="numpy")(x)
@@ -201,7 +154,7 @@ def test_neumann_closed_form_matches_simulation_and_obeys_bound(seed, d_x, d_y, 
     truth = _exact(inst, x)
     for Q in (0, 1, 2, 5, 13, 30):
         closed = inst.neumann_hypergradient(Q, eta, y, backend="numpy")(x)
-        assert _rel_close(closed, _simulate_neumann(b, x, y, Q, eta), np.linalg.norm(truth))
+        assert _rel_close(closed, simulate_neumann(b, x, y, Q, eta), np.linalg.norm(truth))
         boxed = inst.neumann_error(Q, eta, y, backend="numpy")(x)
         assert _rel_close(boxed, closed - truth, np.linalg.norm(truth))
         bound = inst.neumann_error_bound(Q, eta, y, backend="numpy")(x)
@@ -223,10 +176,10 @@ def test_cg_closed_form_matches_simulation_and_obeys_bound(seed, d_x, d_y, kappa
     b, rng = inst.as_numpy(), np.random.default_rng(seed)
     x, y = rng.standard_normal(d_x), rng.standard_normal(d_y)
     truth = _exact(inst, x)
-    scale = np.linalg.norm(truth) + np.linalg.norm(_simulate_cg_exact(b, x, y, d_y))
+    scale = np.linalg.norm(truth) + np.linalg.norm(simulate_cg_exact(b, x, y, d_y))
     for K in range(d_y + 2):
         closed = inst.cg_hypergradient(K, y, backend="numpy")(x)
-        simulated = _simulate_cg_exact(b, x, y, K)
+        simulated = simulate_cg_exact(b, x, y, K)
         # both sides are the same real number rounded once: equal up to one ulp per entry
         assert np.allclose(closed, simulated, rtol=4e-16, atol=4e-16 * scale)
         err = inst.cg_error(K, y, backend="numpy")(x)
@@ -240,11 +193,20 @@ def test_cg_closed_form_matches_simulation_and_obeys_bound(seed, d_x, d_y, kappa
 
 def test_cg_terminates_at_number_of_distinct_eigenvalues() -> None:
     A = sp.diag(1, 1, 4, 4)  # two distinct eigenvalues: CG is exact after 2 steps
-    inst = QuadraticBilevel(A, sp.ones(4, 1), sp.zeros(4, 1), sp.eye(4), sp.ones(4, 1),
-                            sp.eye(1), sp.zeros(1, 1), sp.zeros(1, 4))
+    inst = QuadraticBilevel(
+        A,
+        sp.ones(4, 1),
+        sp.zeros(4, 1),
+        sp.eye(4),
+        sp.ones(4, 1),
+        sp.eye(1),
+        sp.zeros(1, 1),
+        sp.zeros(1, 4),
+    )
     y = sp.Matrix([1, 2, 3, 4])
     exact = inst.neumann_hypergradient(0, 1, y) + inst.B.T * inst.A_inv * inst.grad_y_outer(
-        inst.x, y)
+        inst.x, y
+    )
     assert (inst.cg_hypergradient(2, y) - exact).applyfunc(sp.simplify) == sp.zeros(1, 1)
     assert (inst.cg_hypergradient(1, y) - exact).applyfunc(sp.simplify) != sp.zeros(1, 1)
 
@@ -260,7 +222,8 @@ def test_first_order_is_neumann_with_zero_terms(seed, d_x, d_y, kappa) -> None:
     err = inst.first_order_error(y, backend="numpy")(x)
     assert _rel_close(err, fo - _exact(inst, x), np.linalg.norm(fo))
     assert np.linalg.norm(err) <= inst.first_order_error_bound(y, backend="numpy")(x) * (
-        1 + BOUND_SLACK)
+        1 + BOUND_SLACK
+    )
 
 
 # ---------------------------------------------------------------------- identities
@@ -284,9 +247,10 @@ def test_itd_neumann_identity_fails_for_an_off_by_one_neumann() -> None:
     inst = QuadraticBilevel.random(2, 3, 10.0, seed=0)
     y0 = np.ones(3)
     y_T = inst.itd_inner_iterate(4, sp.Rational(1, 20), y0)
-    itd = inst.itd_hypergradient(4, sp.Rational(1, 20), y0)
-    assert all(sp.expand(v) == 0 for v in itd - inst.neumann_hypergradient(4, sp.Rational(1, 20), y_T))
-    assert any(sp.expand(v) != 0 for v in itd - inst.neumann_hypergradient(5, sp.Rational(1, 20), y_T))
+    step = sp.Rational(1, 20)
+    itd = inst.itd_hypergradient(4, step, y0)
+    assert all(sp.expand(v) == 0 for v in itd - inst.neumann_hypergradient(4, step, y_T))
+    assert any(sp.expand(v) != 0 for v in itd - inst.neumann_hypergradient(5, step, y_T))
 
 
 # ---------------------------------------------------------------------- penalty reformulation
@@ -373,7 +337,15 @@ def test_bad_arguments_raise_naming_the_argument(call, match) -> None:
 
 
 def test_penalty_refuses_lambda_below_the_convexity_threshold() -> None:
-    inst = QuadraticBilevel(np.eye(2), np.ones((2, 1)), np.zeros(2), -4 * np.eye(2), np.zeros(2),
-                            np.eye(1), np.zeros(1), np.zeros((1, 2)))
+    inst = QuadraticBilevel(
+        np.eye(2),
+        np.ones((2, 1)),
+        np.zeros(2),
+        -4 * np.eye(2),
+        np.zeros(2),
+        np.eye(1),
+        np.zeros(1),
+        np.zeros((1, 2)),
+    )
     with pytest.raises(ValueError, match="P \\+ lam A must be positive definite"):
         inst.penalty_hypergradient(2)

@@ -1,0 +1,64 @@
+"""Packaging: one ``bilevel`` namespace, no top-level analysis/solvers/figures, import layering."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBPACKAGES = ("analysis", "solvers", "proofs_checks", "figures")
+
+
+def _config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def test_every_code_folder_with_an_init_is_a_listed_package() -> None:
+    listed = set(_config()["packages"])
+    for folder in SUBPACKAGES:
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT).as_posix().replace("/", ".")
+            assert f"bilevel.{rel}" in listed, f"{init.parent} is not in [tool.setuptools].packages"
+
+
+def test_package_dir_maps_the_four_folders() -> None:
+    mapping = _config()["package-dir"]
+    assert mapping == {f"bilevel.{name}": name for name in SUBPACKAGES}
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_subpackages_import_from_the_bilevel_namespace(name: str) -> None:
+    spec = importlib.util.find_spec(f"bilevel.{name}")
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).resolve().parent == (ROOT / name).resolve()
+
+
+def _imports(path: Path) -> set[str]:
+    """Module-level imports (a function may import torch lazily for an optional backend)."""
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        ("analysis", ("torch", "bilevel.solvers", "bilevel.proofs_checks", "bilevel.figures")),
+        ("solvers", ("sympy", "bilevel.analysis", "bilevel.proofs_checks", "bilevel.figures")),
+    ],
+)
+def test_imports_flow_one_way(folder: str, forbidden: tuple[str, ...]) -> None:
+    for path in (ROOT / folder).rglob("*.py"):
+        for name in _imports(path):
+            assert not any(name == f or name.startswith(f + ".") for f in forbidden), (
+                f"{path.relative_to(ROOT)} imports {name}"
+            )
