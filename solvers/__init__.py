@@ -1,0 +1,10 @@
+"""Hypergradient estimators and outer algorithms in torch (CPU and CUDA; no sympy).
+
+``hypergradient(outer, inner, x, y, method=...)`` is the entry point; ``OracleCounts`` records
+gradient, Hessian-vector and mixed-product calls for complexity checks.
+"""
+
+from .hypergradient import METHODS, hypergradient
+from .oracles import OracleCounts, SecondOrderOracle
+
+__all__ = ["METHODS", "OracleCounts", "SecondOrderOracle", "hypergradient"]

@@ -1,0 +1,105 @@
+"""Flattening of the variables of a bilevel problem, and input validation shared by solvers.
+
+``x`` and ``y`` may be a tensor, a tuple / list of tensors, or a dict of tensors (for example
+``dict(model.named_parameters())``, used with ``torch.func.functional_call``). Estimators work
+on one flat vector per variable and give results back in the caller's structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+Tree = Any
+
+
+@dataclass(frozen=True)
+class FlatSpec:
+    """How to rebuild a tree of tensors from one flat vector."""
+
+    kind: str  # "tensor" | "tuple" | "list" | "dict"
+    keys: tuple[Any, ...]
+    shapes: tuple[torch.Size, ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [int(torch.Size(s).numel()) for s in self.shapes]
+
+    def unflatten(self, flat: torch.Tensor) -> Tree:
+        parts = [p.reshape(s) for p, s in zip(flat.split(self.sizes), self.shapes, strict=True)]
+        if self.kind == "tensor":
+            return parts[0]
+        if self.kind == "dict":
+            return dict(zip(self.keys, parts, strict=True))
+        return tuple(parts) if self.kind == "tuple" else list(parts)
+
+
+def flatten(tree: Tree, name: str) -> tuple[torch.Tensor, FlatSpec]:
+    """Concatenate the tensors of ``tree`` into one vector; validate dtype, device, finiteness."""
+    if isinstance(tree, torch.Tensor):
+        kind, keys, leaves = "tensor", (), [tree]
+    elif isinstance(tree, dict):
+        kind, keys, leaves = "dict", tuple(tree.keys()), list(tree.values())
+    elif isinstance(tree, (tuple, list)):
+        kind, keys, leaves = ("tuple" if isinstance(tree, tuple) else "list"), (), list(tree)
+    else:
+        raise TypeError(
+            f"{name} must be a tensor, a tuple/list of tensors or a dict of tensors, "
+            f"got {type(tree).__name__}"
+        )
+    if not leaves:
+        raise ValueError(f"{name} is empty: it must hold at least one tensor")
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, torch.Tensor):
+            raise TypeError(f"{name}[{i}] must be a tensor, got {type(leaf).__name__}")
+        if not leaf.is_floating_point():
+            raise TypeError(f"{name}[{i}] must have a floating dtype, got {leaf.dtype}")
+        if leaf.numel() == 0:
+            raise ValueError(f"{name}[{i}] is an empty tensor")
+        if leaf.dtype != leaves[0].dtype or leaf.device != leaves[0].device:
+            raise ValueError(
+                f"all tensors of {name} must share dtype and device; {name}[{i}] is "
+                f"{leaf.dtype} on {leaf.device}, {name}[0] is {leaves[0].dtype} on {leaves[0].device}"
+            )
+        if not torch.isfinite(leaf).all():
+            raise ValueError(f"{name}[{i}] contains NaN or inf")
+    flat = torch.cat([leaf.detach().reshape(-1) for leaf in leaves])
+    return flat, FlatSpec(kind, keys, tuple(leaf.shape for leaf in leaves))
+
+
+def flat_objective(
+    fn: Callable[..., torch.Tensor], x_spec: FlatSpec, y_spec: FlatSpec, name: str
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fn(x_tree, y_tree)`` as a function of two flat vectors, checked to return a scalar."""
+
+    def wrapped(x_flat: torch.Tensor, y_flat: torch.Tensor) -> torch.Tensor:
+        value = fn(x_spec.unflatten(x_flat), y_spec.unflatten(y_flat))
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name}(x, y) must return a scalar tensor, got {shape}")
+        return value.reshape(())
+
+    return wrapped
+
+
+def check_steps(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def check_step_size(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if not (value > 0 and value < float("inf")):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_finite(value: torch.Tensor, quantity: str, step: int, cause: str) -> None:
+    """Raise ``FloatingPointError`` naming the quantity and the step if ``value`` is not finite."""
+    if not torch.isfinite(value).all():
+        raise FloatingPointError(f"{quantity} became NaN/inf at step {step}; likely cause: {cause}")

@@ -1,0 +1,158 @@
+r"""``hypergradient``: every hypergradient estimator of the seed papers behind one function.
+
+Conventions (they agree with ``bilevel.analysis.QuadraticBilevel``): H is the Hessian of g in y
+at the given ``y``; (d^2 g / dx dy) is the mixed second derivative (a d_x x d_y matrix); b =
+grad_y f(x, y). Every implicit method returns
+
+    grad_x f(x, y) - (d^2 g / dx dy) v,      v ~ H^-1 b,
+
+and differs only in how v is obtained:
+
+- ``"exact"``: dense solve v = H^-1 b (small problems; refuses above ``DENSE_MAX_DIM``).
+- ``"cg"`` (``steps=K``, ``v0=None``, ``tol=None``): K conjugate-gradient iterations from v_0.
+- ``"neumann"`` (``steps=Q``, ``lr=eta``): v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b.
+- ``"rt"`` (``p``, ``lr=eta``, ``mu``, ``L=None``, ``generator``): randomized truncation, unbiased
+  for the ``"exact"`` value; refuses configurations with infinite variance.
+- ``"fo"``: v = 0, the first-order estimate grad_x f(x, y).
+- ``"itd"`` (``steps=T``, ``lr=alpha``, ``checkpoint=False``): reverse mode through T steps of GD
+  on g from ``y`` (held constant in x): d/dx f(x, y_T(x)).
+
+References: Pedregosa 2016 (AID), Ji, Yang & Liang ICML 2021 (AID-BiO, ITD-BiO), Ghadimi &
+Wang 2018 (randomized truncation); spec sections 1, 6.2-6.4, 7.3-7.7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import linear_solvers
+from ._flat import Tree, check_step_size, check_steps, flat_objective, flatten
+from .itd import itd_hypergradient
+from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
+
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "exact": {},
+    "cg": {"steps": None, "v0": None, "tol": None},
+    "neumann": {"steps": None, "lr": None},
+    "rt": {"p": None, "lr": None, "mu": None, "L": None, "generator": None},
+    "fo": {},
+    "itd": {"steps": None, "lr": None, "checkpoint": False},
+}
+_REQUIRED = {
+    "cg": ("steps",),
+    "neumann": ("steps", "lr"),
+    "rt": ("p", "lr", "mu"),
+    "itd": ("steps", "lr"),
+}
+
+METHODS = tuple(_OPTIONS)
+
+
+def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    if method not in _OPTIONS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    unknown = set(options) - set(_OPTIONS[method])
+    if unknown:
+        allowed = ", ".join(_OPTIONS[method]) or "none"
+        raise TypeError(
+            f"method={method!r} takes no option(s) {', '.join(sorted(unknown))}; its options: "
+            f"{allowed}"
+        )
+    missing = [name for name in _REQUIRED.get(method, ()) if options.get(name) is None]
+    if missing:
+        raise TypeError(f"method={method!r} needs option(s) {', '.join(missing)}")
+    resolved = {**_OPTIONS[method], **options}
+    if "steps" in _REQUIRED.get(method, ()):
+        check_steps(resolved["steps"], "steps")
+    if "lr" in _REQUIRED.get(method, ()):
+        check_step_size(resolved["lr"], "lr")
+    return resolved
+
+
+def hypergradient(
+    outer: Callable[[Tree, Tree], torch.Tensor],
+    inner: Callable[[Tree, Tree], torch.Tensor],
+    x: Tree,
+    y: Tree,
+    *,
+    method: str,
+    counts: OracleCounts | None = None,
+    **options: Any,
+) -> Tree:
+    """Estimate grad Phi(x) at the inner point ``y``; the result has the structure of ``x``.
+
+    Args:
+        outer: f(x, y) -> scalar tensor.
+        inner: g(x, y) -> scalar tensor.
+        x, y: tensors, tuples/lists or dicts of tensors (one dtype and device each).
+        method: one of ``METHODS`` (see the module docstring for each one's options).
+        counts: an ``OracleCounts`` that the call's oracle calls are added to.
+
+    Raises:
+        ValueError / TypeError: unknown method or option, bad shapes, steps < 0, lr <= 0,
+            a non-scalar objective, a Hessian that is not positive definite, infinite variance.
+        FloatingPointError: NaN or inf produced at some step (the message names it).
+
+    Example:
+        >>> import torch
+        >>> A = torch.tensor([[2.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+        >>> inner = lambda x, y: 0.5 * y @ A @ y - y @ x
+        >>> outer = lambda x, y: 0.5 * (y ** 2).sum()
+        >>> x, y = torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+        >>> hypergradient(outer, inner, x, y, method="exact")
+        tensor([0., 0.], dtype=torch.float64)
+    """
+    opts = _resolve_options(method, options)
+    x_flat, x_spec = flatten(x, "x")
+    y_flat, y_spec = flatten(y, "y")
+    if x_flat.dtype != y_flat.dtype or x_flat.device != y_flat.device:
+        raise ValueError(
+            f"x and y must share dtype and device; x is {x_flat.dtype} on {x_flat.device}, "
+            f"y is {y_flat.dtype} on {y_flat.device}"
+        )
+    f = flat_objective(outer, x_spec, y_spec, "outer")
+    g = flat_objective(inner, x_spec, y_spec, "inner")
+    counts = OracleCounts() if counts is None else counts
+    result = _estimate(method, opts, f, g, x_flat, y_flat, counts)
+    return x_spec.unflatten(result)
+
+
+def _estimate(
+    method: str,
+    opts: dict[str, Any],
+    f: Callable,
+    g: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    counts: OracleCounts,
+) -> torch.Tensor:
+    if method == "itd":
+        return itd_hypergradient(
+            f, g, x, y, opts["steps"], opts["lr"], counts, checkpoint=opts["checkpoint"]
+        )
+    grad_x_f, grad_y_f = outer_gradients(f, x, y, counts)
+    if method == "fo":
+        return grad_x_f
+    if method == "exact":
+        v = linear_solvers.dense_solve(g, x, y, grad_y_f, counts)
+        oracle = SecondOrderOracle(g, x, y, counts)
+        return grad_x_f - oracle.mixed(v)
+    oracle = SecondOrderOracle(g, x, y, counts)
+    if method == "cg":
+        v0 = opts["v0"]
+        if v0 is not None:
+            v0 = flatten(v0, "v0")[0]
+            if v0.shape != y.shape:
+                raise ValueError(f"v0 has {v0.numel()} entries, y has {y.numel()}")
+        v = linear_solvers.conjugate_gradient(oracle, grad_y_f, opts["steps"], v0, opts["tol"])
+    elif method == "neumann":
+        v = linear_solvers.neumann(oracle, grad_y_f, opts["steps"], opts["lr"])
+    else:  # "rt"
+        linear_solvers.check_finite_variance(opts["lr"], opts["p"], opts["mu"], opts["L"])
+        v = linear_solvers.randomized_truncation(
+            oracle, grad_y_f, opts["lr"], opts["p"], opts["generator"]
+        )
+    return grad_x_f - oracle.mixed(v)

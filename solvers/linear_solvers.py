@@ -1,0 +1,157 @@
+r"""Solvers for the linear system H v = b of approximate implicit differentiation (AID).
+
+H = d^2 g / dy^2 at (x, y), available only through Hessian-vector products of a
+``SecondOrderOracle``; b = grad_y f. Each function states the iterate it returns.
+
+- ``conjugate_gradient``: K steps of CG from v_0 (Hestenes-Stiefel); v_K minimises the H-norm
+  error over v_0 + span{r_0, H r_0, ..., H^{K-1} r_0}; ||v_K - v*||_H <= 2 rho^K ||v_0 - v*||_H,
+  rho = (sqrt kappa - 1)/(sqrt kappa + 1) [Hestenes & Stiefel 1952; spec 7.6].
+- ``neumann``: v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b, Q terms, equal to Q steps of GD on
+  1/2 v^T H v - b^T v from 0 [Ji et al. 2021; spec 7.4]; error (I - eta H)^Q H^-1 b.
+- ``randomized_truncation``: v = eta sum_{q=0}^{N} (I - eta H)^q b / P(N >= q) with
+  P(N >= q) = (1 - p)^q, an unbiased estimate of H^-1 b when the series converges, with finite
+  variance iff max_i (1 - eta lambda_i)^2 < 1 - p [spec 7.7; VERIFICATION.md section 2].
+- ``dense_solve``: the exact v = H^-1 b from the dense Hessian (small problems).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch.func import hessian
+
+from ._flat import check_finite
+from .oracles import OracleCounts, SecondOrderOracle
+
+#: above this many inner variables, ``dense_solve`` refuses (the Hessian has d_y^2 entries).
+DENSE_MAX_DIM = 4096
+
+
+def conjugate_gradient(
+    oracle: SecondOrderOracle,
+    b: torch.Tensor,
+    steps: int,
+    v0: torch.Tensor | None = None,
+    tol: float | None = None,
+) -> torch.Tensor:
+    """K = ``steps`` CG iterations on H v = b from ``v0`` (zeros by default).
+
+    Stops early once ||r_k|| <= tol ||b|| (``tol`` defaults to the dtype's machine epsilon, the
+    residual floor: float32 stops there instead of dividing 0 by 0). Raises ``ValueError`` when
+    p^T H p <= 0 (H not positive definite along p).
+    """
+    tol = torch.finfo(b.dtype).eps if tol is None else tol
+    v = torch.zeros_like(b) if v0 is None else v0.clone()
+    r = b.clone() if v0 is None else b - oracle.hvp(v)
+    p = r.clone()
+    rr = torch.dot(r, r)
+    threshold = (tol * torch.linalg.vector_norm(b)) ** 2
+    for k in range(steps):
+        if rr <= threshold:
+            break
+        Hp = oracle.hvp(p)
+        curvature = torch.dot(p, Hp)
+        if curvature <= 0:
+            raise ValueError(
+                f"non-positive curvature p^T H p = {curvature.item():.3e} at CG step {k}: the "
+                "Hessian of the inner objective in y is not positive definite at this y"
+            )
+        step = rr / curvature
+        v = v + step * p
+        r = r - step * Hp
+        rr_next = torch.dot(r, r)
+        check_finite(v, "CG iterate v", k, "an ill-conditioned or non-finite inner Hessian")
+        p = r + (rr_next / rr) * p
+        rr = rr_next
+    return v
+
+
+def neumann(oracle: SecondOrderOracle, b: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b with Q = ``steps``, eta = ``lr``."""
+    v = torch.zeros_like(b)
+    term = b
+    for q in range(steps):
+        v = v + lr * term
+        if q + 1 < steps:
+            term = term - lr * oracle.hvp(term)
+            check_finite(term, "Neumann term (I - eta H)^q b", q + 1, "lr above 2 / L")
+    return v
+
+
+def truncated_series_at_level(
+    oracle: SecondOrderOracle, b: torch.Tensor, lr: float, p: float, level: int
+) -> torch.Tensor:
+    """eta sum_{q=0}^{level} (I - eta H)^q b / (1 - p)^q: the estimate given N = ``level``."""
+    v = lr * b
+    term = b
+    for q in range(1, level + 1):
+        term = term - lr * oracle.hvp(term)
+        v = v + (lr / (1.0 - p) ** q) * term
+        check_finite(v, "randomized-truncation sum", q, "variance condition or lr above 2 / L")
+    return v
+
+
+def truncation_level_probabilities(p: float, max_level: int) -> list[float]:
+    """P(N = n) = p (1 - p)^n for n = 0..max_level (geometric level, P(N >= q) = (1 - p)^q)."""
+    return [p * (1.0 - p) ** n for n in range(max_level + 1)]
+
+
+def sample_truncation_level(p: float, generator: torch.Generator | None) -> int:
+    """N = floor(log U / log(1 - p)), U ~ Uniform(0, 1] drawn on the CPU from ``generator``."""
+    u = 1.0 - torch.rand((), generator=generator, dtype=torch.float64).item()
+    return math.floor(math.log(u) / math.log1p(-p))
+
+
+def check_finite_variance(lr: float, p: float, mu: float, L: float | None) -> None:
+    """Refuse randomized truncation unless max(|1 - eta mu|, |1 - eta L|)^2 < 1 - p."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie in (0, 1), got {p}")
+    if not mu > 0:
+        raise ValueError(
+            f"mu (a lower bound on the inner Hessian's spectrum) must be > 0, got {mu}"
+        )
+    contraction = abs(1 - lr * mu) if L is None else max(abs(1 - lr * mu), abs(1 - lr * L))
+    if contraction**2 >= 1.0 - p:
+        raise ValueError(
+            f"randomized truncation has infinite variance: needs (1 - lr*mu)^2 < 1 - p, got "
+            f"({contraction:.6g})^2 = {contraction**2:.6g} >= {1 - p:.6g}; raise p or lr"
+        )
+
+
+def randomized_truncation(
+    oracle: SecondOrderOracle,
+    b: torch.Tensor,
+    lr: float,
+    p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Unbiased estimate of H^-1 b: draws N, returns ``truncated_series_at_level``."""
+    level = sample_truncation_level(p, generator)
+    return truncated_series_at_level(oracle, b, lr, p, level)
+
+
+def dense_solve(
+    inner: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    b: torch.Tensor,
+    counts: OracleCounts,
+) -> torch.Tensor:
+    """v = H^-1 b with H the dense Hessian (Cholesky); raises if H is not positive definite."""
+    if y.numel() > DENSE_MAX_DIM:
+        raise ValueError(
+            f"method='exact' forms the dense {y.numel()}x{y.numel()} Hessian; it is limited to "
+            f"{DENSE_MAX_DIM} inner variables: use method='cg'"
+        )
+    H = hessian(inner, argnums=1)(x, y)
+    counts.hvp += y.numel()
+    chol, info = torch.linalg.cholesky_ex(H)
+    if info.item() != 0:
+        smallest = torch.linalg.eigvalsh(H).min().item()
+        raise ValueError(
+            f"the Hessian of the inner objective in y is not positive definite (smallest "
+            f"eigenvalue {smallest:.3e}); the implicit hypergradient is undefined at this y"
+        )
+    return torch.cholesky_solve(b.unsqueeze(-1), chol).squeeze(-1)

@@ -1,0 +1,323 @@
+"""One contract suite every hypergradient estimator passes (STYLE.md: optax-style contract).
+
+Tolerances.
+- ITD, Neumann, first-order and exact are compared with the exact closed forms of
+  ``bilevel.analysis`` at 1e-10 relative: float64 recursions with at most 30 steps of a
+  contraction, or a backward-stable Cholesky solve, have forward error <= c kappa u with
+  u = 1.1e-16, kappa <= 1e4 (below 1e-11 for c <= 10).
+- CG is not forward stable with respect to the exact Krylov iterate: its deviation measured over
+  10 seeds was 3e-16, 1.2e-15, 1.9e-13, 7.7e-12, 7.7e-9 at kappa = 1, 10, 1e2, 1e3, 1e4, a
+  kappa^2 u envelope. CG is held to 1e-10 for kappa <= 100 and to 100 kappa^2 u beyond
+  (a stated empirical envelope with a factor-100 margin, not a proof).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bilevel.analysis import QuadraticBilevel
+from bilevel.proofs_checks.instances import quadratic_objectives
+from bilevel.solvers import METHODS, OracleCounts, hypergradient
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+REL_TOL = 1e-10
+U64 = float(np.finfo(np.float64).eps) / 2
+
+seeds = st.integers(0, 2**32 - 1)
+kappas = st.sampled_from([1.0, 10.0, 100.0, 1e3, 1e4])
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _setup(seed: int, kappa: float, d_x: int = 3, d_y: int = 5):
+    inst = QuadraticBilevel.random(d_x, d_y, kappa, seed)
+    outer, inner = quadratic_objectives(inst)
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal(d_x), rng.standard_normal(d_y)
+    return inst, outer, inner, x, y
+
+
+def _run(outer, inner, x, y, **kw) -> np.ndarray:
+    out = hypergradient(outer, inner, torch.from_numpy(x), torch.from_numpy(y), **kw)
+    assert out.dtype == torch.float64
+    return out.numpy()
+
+
+def _close(a: np.ndarray, b: np.ndarray, scale: float, tol: float = REL_TOL) -> bool:
+    return bool(np.linalg.norm(a - b) <= tol * max(scale, np.linalg.norm(b)))
+
+
+@settings(max_examples=15)
+@given(seed=seeds, kappa=kappas)
+@example(seed=0, kappa=1e4)
+@example(seed=0, kappa=1.0)
+def test_matches_closed_forms_on_quadratics(seed: int, kappa: float) -> None:
+    inst, outer, inner, x, y = _setup(seed, kappa)
+    truth = inst.hypergradient(backend="numpy")(x)
+    scale = float(np.linalg.norm(truth))
+    lr = 1.0 / float(inst.constants.L)
+    assert _close(
+        _run(outer, inner, x, inst.inner_solution("numpy")(x), method="exact"), truth, scale
+    )
+    assert _close(
+        _run(outer, inner, x, y, method="fo"),
+        inst.first_order_hypergradient(y, backend="numpy")(x),
+        scale,
+    )
+    for n in (0, 1, 4, 30):
+        assert _close(
+            _run(outer, inner, x, y, method="neumann", steps=n, lr=lr),
+            inst.neumann_hypergradient(n, lr, y, backend="numpy")(x),
+            scale,
+        )
+        assert _close(
+            _run(outer, inner, x, y, method="itd", steps=n, lr=lr),
+            inst.itd_hypergradient(n, lr, y, backend="numpy")(x),
+            scale,
+        )
+    cg_tol = REL_TOL if kappa <= 100 else max(REL_TOL, 100 * kappa**2 * U64)
+    for K in range(inst.d_y + 1):
+        assert _close(
+            _run(outer, inner, x, y, method="cg", steps=K),
+            inst.cg_hypergradient(K, y, backend="numpy")(x),
+            scale,
+            cg_tol,
+        )
+
+
+def test_itd_checkpointing_gives_the_same_value() -> None:
+    inst, outer, inner, x, y = _setup(1, 10.0)
+    lr = 1.0 / float(inst.constants.L)
+    plain = _run(outer, inner, x, y, method="itd", steps=20, lr=lr)
+    ckpt = _run(outer, inner, x, y, method="itd", steps=20, lr=lr, checkpoint=True)
+    assert np.allclose(plain, ckpt, rtol=1e-13, atol=0)
+
+
+def test_cg_warm_start_at_the_solution_is_exact_in_zero_steps() -> None:
+    inst, outer, inner, x, _ = _setup(2, 10.0)
+    b = inst.as_numpy()
+    y = inst.inner_solution("numpy")(x)
+    v_star = np.linalg.solve(b["A"], b["P"] @ y + b["p"] + b["S"].T @ x)
+    out = _run(outer, inner, x, y, method="cg", steps=0, v0=torch.from_numpy(v_star))
+    assert _close(out, inst.hypergradient("numpy")(x), 1.0)
+
+
+def test_oracle_counts_match_the_procedures() -> None:
+    inst, outer, inner, x, y = _setup(3, 10.0)
+    lr = 1.0 / float(inst.constants.L)
+    expected = {
+        ("cg", 3): dict(grad_outer=1, grad_inner=1, hvp=3, mixed=1),
+        ("neumann", 4): dict(grad_outer=1, grad_inner=1, hvp=3, mixed=1),
+        ("itd", 6): dict(grad_outer=1, grad_inner=6, hvp=6, mixed=6),
+    }
+    for (method, steps), want in expected.items():
+        counts = OracleCounts()
+        kw = {"lr": lr} if method != "cg" else {"tol": 0.0}
+        _run(outer, inner, x, y, method=method, steps=steps, counts=counts, **kw)
+        assert counts.as_dict() == want, method
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", METHODS)
+def test_dtype_and_device_in_equal_dtype_and_device_out(method, dtype, device) -> None:
+    inst, _, _, x, y = _setup(4, 10.0)
+    outer, inner = quadratic_objectives(inst, dtype=dtype, device=device)
+    opts = {
+        "exact": {},
+        "fo": {},
+        "cg": {"steps": 5},
+        "neumann": {"steps": 5, "lr": 0.05},
+        "itd": {"steps": 5, "lr": 0.05},
+        "rt": {"p": 0.1, "lr": 0.1, "mu": 1.0, "generator": torch.Generator().manual_seed(0)},
+    }[method]
+    xt = torch.as_tensor(x, dtype=dtype, device=device)
+    yt = torch.as_tensor(y, dtype=dtype, device=device)
+    out = hypergradient(outer, inner, xt, yt, method=method, **opts)
+    assert out.dtype == dtype and out.device.type == device and out.shape == xt.shape
+    assert torch.isfinite(out).all()
+
+
+def test_tuple_and_dict_variables_give_the_flat_result() -> None:
+    _inst, outer, inner, x, y = _setup(5, 10.0)
+    flat = _run(outer, inner, x, y, method="cg", steps=5)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def split_outer(xs, ys):
+        return outer(torch.cat([xs["a"], xs["b"]]), torch.cat(ys))
+
+    def split_inner(xs, ys):
+        return inner(torch.cat([xs["a"], xs["b"]]), torch.cat(ys))
+
+    out = hypergradient(
+        split_outer, split_inner, {"a": xt[:1], "b": xt[1:]}, (yt[:2], yt[2:]), method="cg", steps=5
+    )
+    assert set(out) == {"a", "b"}
+    assert np.allclose(torch.cat([out["a"], out["b"]]).numpy(), flat, rtol=1e-14, atol=1e-14)
+
+
+def test_module_parameters_through_functional_call() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1, dtype=torch.float64)
+    data = torch.randn(20, 3, dtype=torch.float64)
+    target = torch.randn(20, 1, dtype=torch.float64)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def inner(log_lam, p):
+        pred = torch.func.functional_call(model, p, (data,))
+        reg = sum((w**2).sum() for w in p.values())
+        return ((pred - target) ** 2).mean() + torch.exp(log_lam).squeeze() * reg
+
+    def outer(log_lam, p):
+        pred = torch.func.functional_call(model, p, (data[:10],))
+        return ((pred - target[:10]) ** 2).mean()
+
+    lam = torch.zeros(1, dtype=torch.float64)
+    exact = hypergradient(outer, inner, lam, params, method="exact")
+    cg = hypergradient(outer, inner, lam, params, method="cg", steps=4)  # 4 inner parameters
+    assert exact.shape == (1,) and torch.allclose(exact, cg, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ randomized truncation
+def _rt_oracle(seed: int = 0, kappa: float = 4.0):
+    from bilevel.solvers.oracles import SecondOrderOracle
+
+    inst, outer, inner, x, y = _setup(seed, kappa, d_x=2, d_y=3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    counts = OracleCounts()
+    oracle = SecondOrderOracle(inner, xt, yt, counts)
+    b = torch.func.grad(outer, argnums=1)(xt, yt)
+    return inst, oracle, b
+
+
+def test_randomized_truncation_is_unbiased_by_exact_enumeration() -> None:
+    """Tier 0: E[v] = sum_n P(N = n) v(n) over n <= 200, vs H^-1 b.
+
+    With lr = 1/L, kappa = 4 the series contracts by c = 0.75 per term and the neglected tail
+    is at most of order c^200 ~ 1e-25 (relative), so the tolerance 1e-12 is rounding only.
+    """
+    from bilevel.solvers.linear_solvers import (
+        truncated_series_at_level,
+        truncation_level_probabilities,
+    )
+
+    inst, oracle, b = _rt_oracle()
+    lr, p, n_max = 1.0 / float(inst.constants.L), 0.3, 200
+    probs = truncation_level_probabilities(p, n_max)
+    mean = sum(pn * truncated_series_at_level(oracle, b, lr, p, n) for n, pn in enumerate(probs))
+    truth = torch.linalg.solve(torch.from_numpy(inst.as_numpy()["A"]), b)
+    assert torch.linalg.vector_norm(mean - truth) <= 1e-12 * torch.linalg.vector_norm(truth)
+    # planted failure: the unweighted truncated sum (no 1/P(N >= q)) is biased
+    plain = sum(pn * truncated_series_at_level(oracle, b, lr, 0.0, n) for n, pn in enumerate(probs))
+    assert torch.linalg.vector_norm(plain - truth) > 1e-2 * torch.linalg.vector_norm(truth)
+
+
+def test_randomized_truncation_refuses_infinite_variance() -> None:
+    _inst, outer, inner, x, y = _setup(0, 100.0)
+    with pytest.raises(ValueError, match=r"infinite variance: needs \(1 - lr\*mu\)\^2 < 1 - p"):
+        _run(outer, inner, x, y, method="rt", p=0.01, lr=0.001, mu=1.0)
+
+
+def _tier1(method: str, n: int, **opts) -> bool:
+    """Fixed-seed Bonferroni z-test at alpha = 1e-6 of E[estimate] = exact hypergradient."""
+    from bilevel.proofs_checks.statistics import bonferroni_z_test
+
+    _inst, outer, inner, x, y = _setup(11, 4.0, d_x=2, d_y=3)
+    truth = _run(outer, inner, x, y, method="exact")
+    gen = torch.Generator().manual_seed(20261122)
+    samples = np.stack(
+        [
+            _run(outer, inner, x, y, method=method, generator=gen, **opts)
+            if method == "rt"
+            else _run(outer, inner, x, y, method=method, **opts)
+            for _ in range(n)
+        ]
+    )
+    return bonferroni_z_test(samples, truth, alpha=1e-6).rejected
+
+
+def test_randomized_truncation_passes_the_z_test_and_biased_estimators_fail_it() -> None:
+    inst = QuadraticBilevel.random(2, 3, 4.0, 11)
+    lr = 1.0 / float(inst.constants.L)
+    # variance condition: (1 - lr mu)^2 = 0.5625 < 1 - p = 0.7
+    assert not _tier1("rt", 2000, p=0.3, lr=lr, mu=float(inst.constants.mu))
+    assert _tier1("fo", 2)
+    assert _tier1("neumann", 2, steps=2, lr=lr)
+
+
+def test_z_test_catches_a_planted_missing_reweighting(monkeypatch) -> None:
+    """Planted bias: randomized truncation without the 1/P(N >= q) weights, same n and seed."""
+    from bilevel.solvers import linear_solvers
+
+    original = linear_solvers.truncated_series_at_level
+    monkeypatch.setattr(
+        linear_solvers,
+        "truncated_series_at_level",
+        lambda oracle, b, lr, p, level: original(oracle, b, lr, 0.0, level),
+    )
+    inst = QuadraticBilevel.random(2, 3, 4.0, 11)
+    lr = 1.0 / float(inst.constants.L)
+    assert _tier1("rt", 2000, p=0.3, lr=lr, mu=float(inst.constants.mu))
+
+
+# ------------------------------------------------------------------ bad input
+def _bad(call, exc, match):
+    _inst, outer, inner, x, y = _setup(0, 10.0)
+    with pytest.raises(exc, match=match):
+        call(outer, inner, torch.from_numpy(x), torch.from_numpy(y))
+
+
+@pytest.mark.parametrize(
+    ("kw", "exc", "match"),
+    [
+        ({"method": "newton"}, ValueError, "unknown method 'newton'"),
+        ({"method": "cg", "steps": 3, "lr": 0.1}, TypeError, "takes no option"),
+        ({"method": "cg"}, TypeError, "needs option"),
+        ({"method": "cg", "steps": -1}, ValueError, "steps must be a non-negative integer"),
+        ({"method": "neumann", "steps": 2, "lr": -0.1}, ValueError, "lr must be a positive"),
+        ({"method": "itd", "steps": 2.5, "lr": 0.1}, ValueError, "steps must be"),
+        (
+            {"method": "cg", "steps": 2, "v0": torch.zeros(4, dtype=torch.float64)},
+            ValueError,
+            "v0 has 4 entries",
+        ),
+    ],
+)
+def test_bad_options_raise_before_work(kw, exc, match) -> None:
+    _bad(lambda f, g, x, y: hypergradient(f, g, x, y, **kw), exc, match)
+
+
+def test_non_scalar_objective_and_bad_variables_raise() -> None:
+    x = torch.zeros(2, dtype=torch.float64)
+    y = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="outer\\(x, y\\) must return a scalar"):
+        hypergradient(lambda a, b: b, lambda a, b: (b**2).sum(), x, y, method="fo")
+    with pytest.raises(ValueError, match="x and y must share dtype"):
+        hypergradient(lambda a, b: b.sum(), lambda a, b: b.sum(), x.float(), y, method="fo")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        hypergradient(lambda a, b: b.sum(), lambda a, b: b.sum(), x, y * np.nan, method="fo")
+    with pytest.raises(TypeError, match="must be a tensor"):
+        hypergradient(lambda a, b: b.sum(), lambda a, b: b.sum(), [1.0], y, method="fo")
+
+
+def test_indefinite_hessian_is_refused_by_exact_and_cg() -> None:
+    D = torch.diag(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+
+    def inner(x, y):
+        return 0.5 * y @ D @ y - y @ x
+
+    def outer(x, y):
+        return (y**2).sum()
+
+    x, y = torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="not positive definite"):
+        hypergradient(outer, inner, x, y, method="exact")
+    with pytest.raises(ValueError, match=r"non-positive curvature .* at CG step"):
+        hypergradient(outer, inner, x, y, method="cg", steps=3)
+
+
+def test_divergence_names_the_quantity_and_the_step() -> None:
+    _inst, outer, inner, x, y = _setup(0, 100.0)
+    with pytest.raises(FloatingPointError, match="ITD inner iterate y_t became NaN/inf at step"):
+        _run(outer, inner, x, y * 1e300, method="itd", steps=50, lr=1.0)
