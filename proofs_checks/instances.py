@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
 from bilevel.analysis import QuadraticBilevel
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import sympy as sp
+
 from bilevel.analysis import PLLeastSquaresGame, QuadraticBilevel, ScalarPLGame
 
 from .reference import autograd_hypergradient, simulate_cg_exact, simulate_itd, simulate_neumann

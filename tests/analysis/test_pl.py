@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-from bilevel.analysis import PLLeastSquaresGame, ScalarPLGame
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bilevel.analysis import PLLeastSquaresGame, ScalarPLGame
 
 seeds = st.integers(0, 2**32 - 1)
 

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from bilevel.analysis import QuadraticBilevel
 from bilevel.proofs_checks.reference import (
     autograd_hypergradient,
@@ -21,8 +24,6 @@ from bilevel.proofs_checks.reference import (
     simulate_itd,
     simulate_neumann,
 )
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 REL_TOL = 1e-10
 # each example builds exact rational closed forms (0.1-0.3 s); 12 seeds per property keep the

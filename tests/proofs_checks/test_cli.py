@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from bilevel.proofs_checks import cli, selfchecks
 from bilevel.proofs_checks.selfchecks import SelfCheck
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from bilevel.analysis import QuadraticBilevel
 from bilevel.proofs_checks.instances import quadratic_objectives
 from bilevel.solvers import METHODS, OracleCounts, hypergradient
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 REL_TOL = 1e-10
 U64 = float(np.finfo(np.float64).eps) / 2
