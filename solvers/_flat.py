@@ -85,6 +85,18 @@ def flat_objective(
     return wrapped
 
 
+def batched_flat_objective(
+    fn: Callable[..., torch.Tensor], x_spec: FlatSpec, y_spec: FlatSpec, name: str
+) -> Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]:
+    """``fn(x_tree, y_tree, batch)`` as a function of two flat vectors and a batch."""
+
+    def wrapped(x_flat: torch.Tensor, y_flat: torch.Tensor, batch: Any) -> torch.Tensor:
+        unbatched = flat_objective(lambda a, b: fn(a, b, batch), x_spec, y_spec, name)
+        return unbatched(x_flat, y_flat)
+
+    return wrapped
+
+
 def check_steps(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

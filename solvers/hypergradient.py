@@ -16,6 +16,10 @@ and differs only in how v is obtained:
 - ``"fo"``: v = 0, the first-order estimate grad_x f(x, y).
 - ``"itd"`` (``steps=T``, ``lr=alpha``, ``checkpoint=False``): reverse mode through T steps of GD
   on g from ``y`` (held constant in x): d/dx f(x, y_T(x)).
+- ``"stocbio"`` (``steps=Q``, ``lr=eta``, ``sampler``, ``generator``, ``variant="paper"`` or
+  ``"reference_code"``): stochastic oracles ``outer(x, y, batch)``, ``inner(x, y, batch)``;
+  the paper's Q+1-term Neumann sum with a fresh batch per HVP, or the official code's
+  single-batch form (see ``bilevel.solvers.stocbio``).
 
 References: Pedregosa 2016 (AID), Ji, Yang & Liang ICML 2021 (AID-BiO, ITD-BiO), Ghadimi &
 Wang 2018 (randomized truncation); spec sections 1, 6.2-6.4, 7.3-7.7.
@@ -29,9 +33,17 @@ from typing import Any
 import torch
 
 from . import linear_solvers
-from ._flat import Tree, check_step_size, check_steps, flat_objective, flatten
+from ._flat import (
+    Tree,
+    batched_flat_objective,
+    check_step_size,
+    check_steps,
+    flat_objective,
+    flatten,
+)
 from .itd import itd_hypergradient
 from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
+from .stocbio import stocbio_hypergradient
 
 _OPTIONS: dict[str, dict[str, Any]] = {
     "exact": {},
@@ -40,12 +52,14 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "rt": {"p": None, "lr": None, "mu": None, "L": None, "generator": None},
     "fo": {},
     "itd": {"steps": None, "lr": None, "checkpoint": False},
+    "stocbio": {"steps": None, "lr": None, "sampler": None, "generator": None, "variant": "paper"},
 }
 _REQUIRED = {
     "cg": ("steps",),
     "neumann": ("steps", "lr"),
     "rt": ("p", "lr", "mu"),
     "itd": ("steps", "lr"),
+    "stocbio": ("steps", "lr", "sampler"),
 }
 
 METHODS = tuple(_OPTIONS)
@@ -113,9 +127,25 @@ def hypergradient(
             f"x and y must share dtype and device; x is {x_flat.dtype} on {x_flat.device}, "
             f"y is {y_flat.dtype} on {y_flat.device}"
         )
+    counts = OracleCounts() if counts is None else counts
+    if method == "stocbio":
+        fb = batched_flat_objective(outer, x_spec, y_spec, "outer")
+        gb = batched_flat_objective(inner, x_spec, y_spec, "inner")
+        result = stocbio_hypergradient(
+            fb,
+            gb,
+            x_flat,
+            y_flat,
+            opts["steps"],
+            opts["lr"],
+            opts["sampler"],
+            opts["generator"],
+            opts["variant"],
+            counts,
+        )
+        return x_spec.unflatten(result)
     f = flat_objective(outer, x_spec, y_spec, "outer")
     g = flat_objective(inner, x_spec, y_spec, "inner")
-    counts = OracleCounts() if counts is None else counts
     result = _estimate(method, opts, f, g, x_flat, y_flat, counts)
     return x_spec.unflatten(result)
 

@@ -132,7 +132,12 @@ def test_dtype_and_device_in_equal_dtype_and_device_out(method, dtype, device) -
         "neumann": {"steps": 5, "lr": 0.05},
         "itd": {"steps": 5, "lr": 0.05},
         "rt": {"p": 0.1, "lr": 0.1, "mu": 1.0, "generator": torch.Generator().manual_seed(0)},
+        "stocbio": {"steps": 5, "lr": 0.05, "sampler": lambda gen: None},
     }[method]
+    if method == "stocbio":  # stochastic oracles take a batch (ignored by this problem)
+        outer_det, inner_det = outer, inner
+        outer = lambda a, b, batch: outer_det(a, b)  # noqa: E731
+        inner = lambda a, b, batch: inner_det(a, b)  # noqa: E731
     xt = torch.as_tensor(x, dtype=dtype, device=device)
     yt = torch.as_tensor(y, dtype=dtype, device=device)
     out = hypergradient(outer, inner, xt, yt, method=method, **opts)
