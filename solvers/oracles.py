@@ -46,15 +46,19 @@ class OracleCounts:
 class SecondOrderOracle:
     """Hessian-vector and mixed products of g at a fixed (x, y), counted.
 
-    H v and (d^2 g/dx dy) v are the y- and x-parts of one VJP of grad_y g with cotangent v
-    (H is symmetric, so the VJP in y is the HVP).
+    H v and (d^2 g/dx dy) v are the y- and x-parts of the VJP of grad_y g with cotangent v
+    (H is symmetric, so the VJP in y is the HVP). The linearisation in y is recorded once and
+    replayed for every HVP, so an iterative solver never computes the unused x-part; the
+    x-linearisation is recorded only when a mixed product is first asked for (once, at the end
+    of AID).
     """
 
     def __init__(self, inner: Flat, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts):
         self.counts = counts
-        grad_y = grad(inner, argnums=1)
-        self._grad_y, self._hvp_fn = vjp(lambda yy: grad_y(x, yy), y)
-        _, self._mixed_fn = vjp(lambda xx: grad_y(xx, y), x)
+        self._grad_y_fn = grad(inner, argnums=1)
+        self._x, self._y = x, y
+        self._grad_y, self._hvp_fn = vjp(lambda yy: self._grad_y_fn(x, yy), y)
+        self._mixed_fn: Callable | None = None
         counts.grad_inner += 1
 
     @property
@@ -70,6 +74,9 @@ class SecondOrderOracle:
     def mixed(self, v: torch.Tensor) -> torch.Tensor:
         """(d^2 g / dx dy) v, a vector shaped like x."""
         self.counts.mixed += 1
+        if self._mixed_fn is None:
+            y = self._y
+            _, self._mixed_fn = vjp(lambda xx: self._grad_y_fn(xx, y), self._x)
         return self._mixed_fn(v)[0]
 
 
