@@ -46,24 +46,35 @@ def conjugate_gradient(
     v = torch.zeros_like(b) if v0 is None else v0.clone()
     r = b.clone() if v0 is None else b - oracle.hvp(v)
     p = r.clone()
-    rr = torch.dot(r, r)
-    threshold = (tol * torch.linalg.vector_norm(b)) ** 2
+    # scalars are read once per iteration as Python floats: one host read each for rr and
+    # p^T H p, which also serve as the NaN/inf checks (a NaN anywhere reaches both).
+    rr = torch.dot(r, r).item()
+    threshold = (tol * torch.linalg.vector_norm(b).item()) ** 2
     for k in range(steps):
         if rr <= threshold:
             break
         Hp = oracle.hvp(p)
-        curvature = torch.dot(p, Hp)
+        curvature = torch.dot(p, Hp).item()
+        if not math.isfinite(curvature):
+            raise FloatingPointError(
+                f"CG curvature p^T H p became NaN/inf at step {k}; likely cause: a non-finite "
+                "inner Hessian or an overflowing right-hand side"
+            )
         if curvature <= 0:
             raise ValueError(
-                f"non-positive curvature p^T H p = {curvature.item():.3e} at CG step {k}: the "
+                f"non-positive curvature p^T H p = {curvature:.3e} at CG step {k}: the "
                 "Hessian of the inner objective in y is not positive definite at this y"
             )
         step = rr / curvature
-        v = v + step * p
-        r = r - step * Hp
-        rr_next = torch.dot(r, r)
-        check_finite(v, "CG iterate v", k, "an ill-conditioned or non-finite inner Hessian")
-        p = r + (rr_next / rr) * p
+        v.add_(p, alpha=step)
+        r.add_(Hp, alpha=-step)
+        rr_next = torch.dot(r, r).item()
+        if not math.isfinite(rr_next):
+            raise FloatingPointError(
+                f"CG residual became NaN/inf at step {k}; likely cause: an ill-conditioned or "
+                "non-finite inner Hessian"
+            )
+        p.mul_(rr_next / rr).add_(r)
         rr = rr_next
     return v
 
