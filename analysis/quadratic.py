@@ -295,6 +295,10 @@ class QuadraticBilevel:
             norm_P=self.P.norm(),
         )
 
+    def gd_matrix_power(self, step: sp.Expr, n: int) -> sp.Matrix:
+        """(I - step A)^n: n steps of GD on g (ITD) or n Neumann terms' remainder (exact)."""
+        return (sp.eye(self.d_y) - step * self.A) ** n
+
     def gd_contraction(self, step: Any) -> sp.Expr:
         """||I - a A|| = max(|1 - a mu|, |1 - a L|) (= 1 - a mu for a <= 2/(mu + L))."""
         k = self.constants
@@ -323,7 +327,7 @@ class QuadraticBilevel:
         T = check_nonnegative_int(T, "T")
         alpha = check_positive_scalar(alpha, "alpha")
         y0, inputs = self._point(y0, "y0")
-        MT = (sp.eye(self.d_y) - alpha * self.A) ** T
+        MT = self.gd_matrix_power(alpha, T)
         y_T = self._y_star + MT * (y0 - self._y_star)
         jac = (sp.eye(self.d_y) - MT) * self.A_inv * self.B
         est = self.grad_x_outer(self.x, y_T) + jac.T * self.grad_y_outer(self.x, y_T)
@@ -334,7 +338,7 @@ class QuadraticBilevel:
         T = check_nonnegative_int(T, "T")
         alpha = check_positive_scalar(alpha, "alpha")
         y0, inputs = self._point(y0, "y0")
-        MT = (sp.eye(self.d_y) - alpha * self.A) ** T
+        MT = self.gd_matrix_power(alpha, T)
         return self._emit_vector(self._y_star + MT * (y0 - self._y_star), backend, inputs)
 
     def itd_error(self, T: int, alpha: Any, y0: Any = None, backend: Backend = None) -> Any:
@@ -342,7 +346,7 @@ class QuadraticBilevel:
         T = check_nonnegative_int(T, "T")
         alpha = check_positive_scalar(alpha, "alpha")
         y0, inputs = self._point(y0, "y0")
-        MT = (sp.eye(self.d_y) - alpha * self.A) ** T
+        MT = self.gd_matrix_power(alpha, T)
         e0 = y0 - self._y_star
         lead = self.S + self.B.T * self.A_inv * (sp.eye(self.d_y) - MT) * self.P
         err = lead * MT * e0 - self.B.T * self.A_inv * MT * self._g_star
@@ -375,7 +379,7 @@ class QuadraticBilevel:
         Q = check_nonnegative_int(Q, "Q")
         eta = check_positive_scalar(eta, "eta")
         y, inputs = self._point(y, "y")
-        NQ = (sp.eye(self.d_y) - eta * self.A) ** Q
+        NQ = self.gd_matrix_power(eta, Q)
         v = (sp.eye(self.d_y) - NQ) * self.A_inv * self.grad_y_outer(self.x, y)
         return self._emit_vector(self.grad_x_outer(self.x, y) + self.B.T * v, backend, inputs)
 
@@ -384,7 +388,7 @@ class QuadraticBilevel:
         Q = check_nonnegative_int(Q, "Q")
         eta = check_positive_scalar(eta, "eta")
         y, inputs = self._point(y, "y")
-        NQ = (sp.eye(self.d_y) - eta * self.A) ** Q
+        NQ = self.gd_matrix_power(eta, Q)
         lead = self.S + self.B.T * self.A_inv * (sp.eye(self.d_y) - NQ) * self.P
         err = lead * (y - self._y_star) - self.B.T * self.A_inv * NQ * self._g_star
         return self._emit_vector(err, backend, inputs)
