@@ -94,6 +94,41 @@ def check_autograd() -> tuple[str, str, bool]:
     return f"rel err <= {FLOAT_REL_TOL:g}", f"{worst:.2e}", worst <= FLOAT_REL_TOL
 
 
+#: per step-size family: closed form, boxed error, bound (``QuadraticBilevel`` methods called as
+#: ``(n, step, y, backend=...)``) and the independent simulation of the same procedure.
+STEP_FAMILIES = {
+    "itd": ("itd_hypergradient", "itd_error", "itd_error_bound", simulate_itd),
+    "neumann": ("neumann_hypergradient", "neumann_error", "neumann_error_bound", simulate_neumann),
+}
+
+
+def estimator_outputs(
+    inst: QuadraticBilevel,
+    blocks: dict,
+    kind: str,
+    n: int,
+    step: float,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(closed form, simulation, boxed error, bound) of ``kind`` ("itd", "neumann", "cg") at
+    n steps; ITD starts from y, Neumann and CG are evaluated at y (CG ignores ``step``)."""
+    if kind == "cg":
+        return (
+            inst.cg_hypergradient(n, y, backend="numpy")(x),
+            simulate_cg_exact(blocks, x, y, n),
+            inst.cg_error(n, y, backend="numpy")(x),
+            inst.cg_error_bound(n, y, backend="numpy")(x),
+        )
+    estimate, error, bound, simulate = STEP_FAMILIES[kind]
+    return (
+        getattr(inst, estimate)(n, step, y, backend="numpy")(x),
+        simulate(blocks, x, y, n, step),
+        getattr(inst, error)(n, step, y, backend="numpy")(x),
+        getattr(inst, bound)(n, step, y, backend="numpy")(x),
+    )
+
+
 def _estimator_check(kind: str) -> tuple[str, str, bool]:
     worst_sim, worst_ratio = 0.0, 0.0
     for kappa in (1.0, 1e2, 1e4):
@@ -102,21 +137,7 @@ def _estimator_check(kind: str) -> tuple[str, str, bool]:
         b, truth = inst.as_numpy(), inst.hypergradient(backend="numpy")(x)
         step = 1.0 / float(inst.constants.L)
         for n in (0, 1, 3, 5, 10, 30) if kind != "cg" else range(inst.d_y + 1):
-            if kind == "itd":
-                est = inst.itd_hypergradient(n, step, y, backend="numpy")(x)
-                sim = simulate_itd(b, x, y, n, step)
-                bound = inst.itd_error_bound(n, step, y, backend="numpy")(x)
-                err = inst.itd_error(n, step, y, backend="numpy")(x)
-            elif kind == "neumann":
-                est = inst.neumann_hypergradient(n, step, y, backend="numpy")(x)
-                sim = simulate_neumann(b, x, y, n, step)
-                bound = inst.neumann_error_bound(n, step, y, backend="numpy")(x)
-                err = inst.neumann_error(n, step, y, backend="numpy")(x)
-            else:
-                est = inst.cg_hypergradient(n, y, backend="numpy")(x)
-                sim = simulate_cg_exact(b, x, y, n)
-                bound = inst.cg_error_bound(n, y, backend="numpy")(x)
-                err = inst.cg_error(n, y, backend="numpy")(x)
+            est, sim, err, bound = estimator_outputs(inst, b, kind, n, step, x, y)
             scale = max(np.linalg.norm(truth), np.linalg.norm(est))
             worst_sim = max(worst_sim, float(np.linalg.norm(est - sim) / scale))
             # float64 constants put q off by ~kappa u (absolute): slack 1e-12 * scale

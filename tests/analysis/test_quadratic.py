@@ -21,9 +21,8 @@ from bilevel.analysis import QuadraticBilevel
 from bilevel.proofs_checks.reference import (
     autograd_hypergradient,
     simulate_cg_exact,
-    simulate_itd,
-    simulate_neumann,
 )
+from bilevel.proofs_checks.selfchecks import STEP_FAMILIES, estimator_outputs
 
 REL_TOL = 1e-10
 # each example builds exact rational closed forms (0.1-0.3 s); 12 seeds per property keep the
@@ -126,13 +125,6 @@ def _exact(inst: QuadraticBilevel, x: np.ndarray) -> np.ndarray:
     return inst.hypergradient(backend="numpy")(x)
 
 
-# (estimate, boxed error, bound, independent simulation) of the two step-size families
-STEP_FAMILIES = {
-    "itd": ("itd_hypergradient", "itd_error", "itd_error_bound", simulate_itd),
-    "neumann": ("neumann_hypergradient", "neumann_error", "neumann_error_bound", simulate_neumann),
-}
-
-
 @pytest.mark.parametrize("family", sorted(STEP_FAMILIES))
 @settings(max_examples=HEAVY_EXAMPLES)
 @given(seed=seeds, d_x=st.integers(1, 4), d_y=st.integers(1, 5), kappa=kappas)
@@ -141,18 +133,15 @@ def test_step_family_closed_form_matches_simulation_and_obeys_bound(
     family, seed, d_x, d_y, kappa
 ) -> None:
     """ITD from y0 / Neumann at y: closed form == simulation, boxed error, bound at every n."""
-    estimate, error, bound_of, simulate = STEP_FAMILIES[family]
     inst = _instance(d_x, d_y, kappa, seed)
     b, rng = inst.as_numpy(), np.random.default_rng(seed)
     x, y = rng.standard_normal(d_x), rng.standard_normal(d_y)
     step = 1.0 / float(inst.constants.L)
     truth = _exact(inst, x)
     for n in (0, 1, 2, 5, 13, 30):
-        closed = getattr(inst, estimate)(n, step, y, backend="numpy")(x)
-        assert _rel_close(closed, simulate(b, x, y, n, step), np.linalg.norm(truth))
-        boxed = getattr(inst, error)(n, step, y, backend="numpy")(x)
+        closed, simulated, boxed, bound = estimator_outputs(inst, b, family, n, step, x, y)
+        assert _rel_close(closed, simulated, np.linalg.norm(truth))
         assert _rel_close(boxed, closed - truth, np.linalg.norm(truth))
-        bound = getattr(inst, bound_of)(n, step, y, backend="numpy")(x)
         # float64 constants put q = |1 - step mu| off by ~kappa u <= 1e-12 (absolute), which
         # matters when q is 0 in exact arithmetic (kappa = 1, step = 1/L)
         slack = 1e-12 * (np.linalg.norm(truth) + np.linalg.norm(y) + 1.0)
