@@ -83,6 +83,10 @@ def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         check_steps(resolved["steps"], "steps")
     if "lr" in _REQUIRED.get(method, ()):
         check_step_size(resolved["lr"], "lr")
+    if method == "rt":
+        linear_solvers.check_finite_variance(
+            resolved["lr"], resolved["p"], resolved["mu"], resolved["L"]
+        )
     return resolved
 
 
@@ -127,6 +131,11 @@ def hypergradient(
             f"x and y must share dtype and device; x is {x_flat.dtype} on {x_flat.device}, "
             f"y is {y_flat.dtype} on {y_flat.device}"
         )
+    if opts.get("v0") is not None:  # validated before any oracle call, like every option
+        v0 = flatten(opts["v0"], "v0")[0]
+        if v0.shape != y_flat.shape:
+            raise ValueError(f"v0 has {v0.numel()} entries, y has {y_flat.numel()}")
+        opts["v0"] = v0
     counts = OracleCounts() if counts is None else counts
     if method == "stocbio":
         fb = batched_flat_objective(outer, x_spec, y_spec, "outer")
@@ -172,16 +181,12 @@ def _estimate(
         return grad_x_f - oracle.mixed(v)
     oracle = SecondOrderOracle(g, x, y, counts)
     if method == "cg":
-        v0 = opts["v0"]
-        if v0 is not None:
-            v0 = flatten(v0, "v0")[0]
-            if v0.shape != y.shape:
-                raise ValueError(f"v0 has {v0.numel()} entries, y has {y.numel()}")
-        v = linear_solvers.conjugate_gradient(oracle, grad_y_f, opts["steps"], v0, opts["tol"])
+        v = linear_solvers.conjugate_gradient(
+            oracle, grad_y_f, opts["steps"], opts["v0"], opts["tol"]
+        )
     elif method == "neumann":
         v = linear_solvers.neumann(oracle, grad_y_f, opts["steps"], opts["lr"])
-    else:  # "rt"
-        linear_solvers.check_finite_variance(opts["lr"], opts["p"], opts["mu"], opts["L"])
+    else:  # "rt" (its variance condition was checked with the options)
         v = linear_solvers.randomized_truncation(
             oracle, grad_y_f, opts["lr"], opts["p"], opts["generator"]
         )
