@@ -3,25 +3,28 @@
 For each problem and method: median wall time of one ``hypergradient`` call, its relative error
 against the exact (dense) value, its oracle counts, and the ratio
 
-    time / (hvp * t_HVP + mixed * t_HVP + grad_inner * t_grad_g + grad_outer * t_grad_f),
+    time / (hvp * t_HVP + mixed * t_mixed + grad_inner * t_grad_g + grad_outer * t_grad_f),
 
 the distance from the oracle-count limit (1.0 = no overhead beyond the oracles themselves; for
 ITD one VJP per step replaces the HVP + mixed pair).
 Targets (issue 3): CG and Neumann within 1.3x, ITD within 1.5x. Run: ``make bench`` or
 ``python benchmarks/hypergradient.py [--quick] [--out FILE.md]``. Peak memory is reported on
-CUDA (``torch.cuda.max_memory_allocated``); on the CPU, for ITD, the MiB saved by the autograd
-graph (``saved_graph_mib``), which is what checkpointing is meant to keep flat in T.
+CUDA (``torch.cuda.max_memory_allocated`` above what was allocated before the call) and on the
+CPU (the rise of ``VmHWM`` above ``VmRSS``, ``cpu_peak_mib``): the memory that
+``checkpoint=True`` keeps flat in T for ITD.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from bilevel.solvers import OracleCounts, hypergradient
 from bilevel.solvers.oracles import SecondOrderOracle
@@ -75,34 +78,69 @@ def median_time(fn: Callable[[], object], repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
-def saved_graph_mib(fn: Callable[[], object]) -> float:
-    """MiB of tensors the autograd graph saves while ``fn`` runs (unique storages).
+def build_problem(spec: tuple, device: str, dtype: torch.dtype):
+    """("quadratic", d) or ("logistic", n, d) -> (outer, inner, x, y, lr)."""
+    if spec[0] == "quadratic":
+        return quadratic_problem(spec[1], 100.0, device, dtype)
+    outer, inner, x, y, _ = logistic_problem(spec[1], spec[2], device, dtype)
+    return outer, inner, x, y, 1.0
 
-    A CPU stand-in for peak memory where the memory is the unrolled graph (ITD): measured with
-    ``torch.autograd.graph.saved_tensors_hooks``. ``torch.func`` transforms refuse such hooks,
-    so it applies to ITD only.
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def cpu_peak_mib(fn: Callable[[], object]) -> float:
+    """Peak resident memory of ``fn()`` above the resident memory before it, in MiB.
+
+    Linux only (NaN elsewhere): writing 5 to ``/proc/self/clear_refs`` resets the high-water
+    mark ``VmHWM``, which then records the peak of the call (torch has no CPU counterpart of
+    ``torch.cuda.max_memory_allocated``). Memory the allocator already holds from earlier calls
+    is reused without raising the mark, so this is the call's extra footprint, to about 0.1 MiB.
     """
-    seen: dict[int, int] = {}
+    try:
+        before = _proc_status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+    except OSError:
+        return float("nan")
+    fn()
+    return max(_proc_status_kib("VmHWM") - before, 0) / 1024
 
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values()) / 2**20
+def _with_lr(options: dict, lr: float) -> dict:
+    kw = {"method": "exact"} if not options else dict(options)
+    if kw["method"] in ("neumann", "itd"):
+        kw["lr"] = lr
+    return kw
+
+
+def autograd_gradient(fn, x, y, wrt: str):
+    """One gradient of ``fn`` at (x, y) in y (``wrt="y"``) or in (x, y) (``"xy"``), plain autograd.
+
+    The unit of a gradient oracle: the cheapest way torch computes it (``torch.func.grad``
+    costs about 2.5x more at d = 100 on the CPU, which would flatter every ratio).
+    """
+    x_leaf, y_leaf = x.detach().requires_grad_(wrt == "xy"), y.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = fn(x_leaf, y_leaf)
+    return torch.autograd.grad(
+        value, (x_leaf, y_leaf) if wrt == "xy" else y_leaf, allow_unused=True
+    )
 
 
 def oracle_unit_times(outer, inner, x, y, repeats: int, device: str) -> dict[str, float]:
-    grad_g = torch.func.grad(inner, argnums=1)
-    grad_f = torch.func.grad(outer, argnums=(0, 1))
     oracle = SecondOrderOracle(inner, x, y, OracleCounts())
     v = torch.ones_like(y)
     return {
-        "grad_g": median_time(lambda: grad_g(x, y), repeats, device),
-        "grad_f": median_time(lambda: grad_f(x, y), repeats, device),
+        "grad_g": median_time(lambda: autograd_gradient(inner, x, y, "y"), repeats, device),
+        "grad_f": median_time(lambda: autograd_gradient(outer, x, y, "xy"), repeats, device),
         "hvp": median_time(lambda: oracle.hvp(v), repeats, device),
+        "mixed": median_time(lambda: oracle.mixed(v), repeats, device),
         "linearise": median_time(
             lambda: SecondOrderOracle(inner, x, y, OracleCounts()), repeats, device
         ),
@@ -123,8 +161,10 @@ METHODS = [
 ]
 
 
-def bench_problem(name, outer, inner, x, y, lr, repeats, device) -> list[str]:
-    units = oracle_unit_times(outer, inner, x, y, repeats, device)
+def bench_problem(name: str, spec: tuple, args: argparse.Namespace) -> list[str]:
+    device, dtype = args.device, getattr(torch, args.dtype)
+    outer, inner, x, y, lr = build_problem(spec, device, dtype)
+    units = oracle_unit_times(outer, inner, x, y, args.repeats, device)
     exact = None
     if y.numel() <= 1000:
         exact = hypergradient(outer, inner, x, y, method="exact")
@@ -132,26 +172,24 @@ def bench_problem(name, outer, inner, x, y, lr, repeats, device) -> list[str]:
     for label, opts in METHODS:
         if label == "exact" and exact is None:
             continue
-        kw = {"method": "exact"} if label == "exact" else dict(opts)
-        if kw["method"] in ("neumann", "itd"):
-            kw["lr"] = lr
+        kw = _with_lr(opts, lr)
         counts = OracleCounts()
         out = hypergradient(outer, inner, x, y, counts=counts, **kw)
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
         seconds = median_time(
-            lambda kw=kw: hypergradient(outer, inner, x, y, **kw), repeats, device
+            lambda kw=kw: hypergradient(outer, inner, x, y, **kw), args.repeats, device
         )
         if device == "cuda":
-            peak = f"{torch.cuda.max_memory_allocated() / 2**20:.1f}"
-        elif kw["method"] == "itd":
-            graph = saved_graph_mib(lambda kw=kw: hypergradient(outer, inner, x, y, **kw))
-            peak = f"graph {graph:.2f}"
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            hypergradient(outer, inner, x, y, **kw)
+            torch.cuda.synchronize()
+            peak = (torch.cuda.max_memory_allocated() - base) / 2**20
         else:
-            peak = "n/a"
+            peak = cpu_peak_mib(lambda kw=kw: hypergradient(outer, inner, x, y, **kw))
         # ITD's backward pass through one GD step is a single VJP that yields the HVP and the
         # mixed product together, so its limit charges one HVP-cost per step, not two.
-        mixed_cost = 0.0 if kw["method"] == "itd" else counts.mixed * units["hvp"]
+        mixed_cost = 0.0 if kw["method"] == "itd" else counts.mixed * units["mixed"]
         limit = (
             counts.hvp * units["hvp"]
             + mixed_cost
@@ -165,12 +203,14 @@ def bench_problem(name, outer, inner, x, y, lr, repeats, device) -> list[str]:
         )
         ratio = f"{seconds / limit:.2f}" if label != "exact" else "-"
         rows.append(
-            f"| {name} | {label} | {seconds * 1e3:.2f} | {ratio} | {counts.hvp} | {err} | {peak} |"
+            f"| {name} | {label} | {seconds * 1e3:.2f} | {ratio} | {counts.hvp} | "
+            f"{counts.grad_inner} | {err} | {peak:.1f} |"
         )
     unit_row = (
         f"| {name} | (units) | grad_g {units['grad_g'] * 1e3:.3f} ms, grad_f "
-        f"{units['grad_f'] * 1e3:.3f} ms, HVP {units['hvp'] * 1e3:.3f} ms, linearise "
-        f"{units['linearise'] * 1e3:.3f} ms | | | | |"
+        f"{units['grad_f'] * 1e3:.3f} ms, HVP {units['hvp'] * 1e3:.3f} ms, mixed "
+        f"{units['mixed'] * 1e3:.3f} ms, linearise "
+        f"{units['linearise'] * 1e3:.3f} ms | | | | | |"
     )
     return [unit_row, *rows]
 
@@ -183,25 +223,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=None, help="also write the table to this file")
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype)
     sizes = [100] if args.quick else [100, 1000, 4000]
-    lines = [
-        f"device {args.device}, {args.dtype}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
-        "",
-        "| problem | method | ms | time / oracle limit | HVPs | rel. error vs exact | MiB (CUDA peak; CPU: ITD graph) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for d in sizes:
-        outer, inner, x, y, lr = quadratic_problem(d, 100.0, args.device, dtype)
-        lines += bench_problem(
-            f"quadratic d={d}", outer, inner, x, y, lr, args.repeats, args.device
-        )
     n, d = (1000, 100) if args.quick else (5000, 500)
-    outer, inner, x, y, _ = logistic_problem(n, d, args.device, dtype)
-    lines += bench_problem(
-        f"logistic n={n} d={d}", outer, inner, x, y, 1.0, args.repeats, args.device
-    )
+    problems = [(f"quadratic d={k}", ("quadratic", k)) for k in sizes]
+    problems.append((f"logistic n={n} d={d}", ("logistic", n, d)))
+    memory = "CUDA peak allocated" if args.device == "cuda" else "CPU peak RSS"
+    lines = [
+        f"device {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else "")
+        + f", {args.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "",
+        "| problem | method | ms | time / oracle limit | HVPs | inner grads | rel. error vs exact "
+        f"| extra MiB ({memory}) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, spec in tqdm(problems, desc="problems", file=sys.stderr):
+        lines += bench_problem(name, spec, args)
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -7,7 +7,7 @@ on one flat vector per variable and give results back in the caller's structure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +115,26 @@ def check_finite(value: torch.Tensor, quantity: str, step: int, cause: str) -> N
     """Raise ``FloatingPointError`` naming the quantity and the step if ``value`` is not finite."""
     if not torch.isfinite(value).all():
         raise FloatingPointError(f"{quantity} became NaN/inf at step {step}; likely cause: {cause}")
+
+
+def check_finite_replayed(
+    result: torch.Tensor,
+    iterates: Callable[[], Iterable[torch.Tensor]],
+    quantity: str,
+    cause: str,
+    first_step: int = 1,
+) -> None:
+    """Check ``result`` once; if it is not finite, replay ``iterates`` to name the first bad step.
+
+    A deterministic recursion keeps NaN/inf once produced, so one check of its output is enough
+    to detect a failure; the step is found by replaying the recursion (the items are numbered from
+    ``first_step``), so the cost (and the GPU synchronisation) falls on the failure path only.
+    """
+    if bool(torch.isfinite(result).all()):
+        return
+    step = "an unknown step"
+    for k, value in enumerate(iterates(), start=first_step):
+        if not bool(torch.isfinite(value).all()):
+            step = f"step {k}"
+            break
+    raise FloatingPointError(f"{quantity} became NaN/inf at {step}; likely cause: {cause}")

@@ -2,24 +2,34 @@ r"""Iterative differentiation (ITD): reverse mode through T steps of inner gradi
 
 y_{t+1} = y_t - alpha grad_y g(x, y_t), t = 0..T-1, from y_0 = ``y`` held constant in x; the
 estimate is d/dx f(x, y_T(x)) [Maclaurin et al. 2015; Franceschi et al. 2017; Ji et al. 2021,
-ITD-BiO; spec 6.3, 7.3]. With ``checkpoint=True`` each step is recomputed in the backward pass
-(``torch.utils.checkpoint``), so only the T iterates y_t are stored, not T autograd graphs.
+ITD-BiO; spec 6.3, 7.3]. The reverse pass is
+
+    lambda_T = grad_y f(x, y_T),   estimate = grad_x f(x, y_T) - alpha sum_t (d^2 g/dx dy)_t lambda_{t+1},
+    lambda_t = lambda_{t+1} - alpha H_t lambda_{t+1},   H_t, (d^2 g/dx dy)_t at (x, y_t).
+
+``checkpoint=False``: autograd records the T steps (T graphs of grad_y g, memory growing with
+T times the graph of one step) and runs this pass itself. ``checkpoint=True``: the forward pass
+keeps only the iterates y_0..y_T (T + 1 vectors of size d_y, no graph), and the reverse pass
+re-linearises grad_y g at (x, y_t) one step at a time, so the memory of the graphs stays that of
+one step whatever T (Griewank & Walther 2008, ch. 12, storing all states). It costs T extra
+inner gradients, which the oracle counts include (``grad_inner`` = 2T).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from ._flat import check_finite
-from .oracles import OracleCounts
+from ._flat import check_finite_replayed
+from .oracles import OracleCounts, outer_gradients
+
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def itd_hypergradient(
-    outer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    inner: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    outer: Objective,
+    inner: Objective,
     x: torch.Tensor,
     y: torch.Tensor,
     steps: int,
@@ -28,25 +38,80 @@ def itd_hypergradient(
     checkpoint: bool = False,
 ) -> torch.Tensor:
     """d/dx f(x, y_T(x)) by reverse mode; x, y flat vectors; returns a flat vector like x."""
-
-    def gd_step(x_: torch.Tensor, y_: torch.Tensor) -> torch.Tensor:
-        y_in = y_ if y_.requires_grad else y_.detach().requires_grad_(True)
-        (grad_y,) = torch.autograd.grad(inner(x_, y_in), y_in, create_graph=True)
-        return y_in - lr * grad_y
-
+    if checkpoint:
+        return _itd_stored_iterates(outer, inner, x, y, steps, lr, counts)
     with torch.enable_grad():
         x_req = x.detach().requires_grad_(True)
         y_t = y.detach()
-        for t in range(steps):
-            if checkpoint:
-                y_t = torch_checkpoint(gd_step, x_req, y_t, use_reentrant=False)
-            else:
-                y_t = gd_step(x_req, y_t)
-            check_finite(y_t, "ITD inner iterate y_t", t + 1, "lr above 2 / L (GD diverges)")
+        for _ in range(steps):
+            y_in = y_t if y_t.requires_grad else y_t.detach().requires_grad_(True)
+            (grad_y,) = torch.autograd.grad(inner(x_req, y_in), y_in, create_graph=True)
+            y_t = y_in - lr * grad_y
+        check_finite_replayed(
+            y_t,
+            lambda: _gd_iterates(inner, x, y, steps, lr),
+            "ITD inner iterate y_t",
+            "lr above 2 / L (GD diverges)",
+        )
         value = outer(x_req, y_t)
-        (result,) = torch.autograd.grad(value, x_req)
+        (result,) = torch.autograd.grad(value, x_req, allow_unused=True)
     counts.grad_inner += steps
     counts.grad_outer += 1
     counts.hvp += steps  # the backward pass through each step costs one HVP ...
     counts.mixed += steps  # ... and one mixed product
-    return result
+    return torch.zeros_like(x) if result is None else result
+
+
+def _gd_iterates(
+    inner: Objective, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float
+) -> Iterator[torch.Tensor]:
+    """y_1, ..., y_T of GD on g(x, .) from y, without a graph."""
+    y_t = y.detach()
+    for _ in range(steps):
+        y_leaf = y_t.requires_grad_(True)
+        with torch.enable_grad():
+            (grad_y,) = torch.autograd.grad(inner(x.detach(), y_leaf), y_leaf)
+        y_t = (y_leaf - lr * grad_y).detach()
+        yield y_t
+
+
+def _itd_stored_iterates(
+    outer: Objective,
+    inner: Objective,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    lr: float,
+    counts: OracleCounts,
+) -> torch.Tensor:
+    """The reverse pass of the module docstring over stored iterates, one graph at a time."""
+    iterates = [y.detach(), *_gd_iterates(inner, x, y, steps, lr)]
+    check_finite_replayed(
+        iterates[-1], lambda: iterates[1:], "ITD inner iterate y_t", "lr above 2 / L (GD diverges)"
+    )
+    estimate, lam = outer_gradients(outer, x, iterates[-1], counts)
+    x_leaf = x.detach().requires_grad_(True)
+    for y_t in reversed(iterates[:-1]):
+        mixed_part, hess_part = _step_vjp(inner, x_leaf, y_t, lam)
+        estimate = estimate - lr * mixed_part
+        lam = lam - lr * hess_part
+    counts.grad_inner += 2 * steps  # the forward pass, then one re-linearisation per step
+    counts.hvp += steps
+    counts.mixed += steps
+    return estimate
+
+
+def _step_vjp(
+    inner: Objective, x_leaf: torch.Tensor, y_t: torch.Tensor, lam: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """((d^2 g/dx dy) lam, H lam) at (x, y_t), from one linearisation of grad_y g."""
+    y_leaf = y_t.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad_y,) = torch.autograd.grad(inner(x_leaf, y_leaf), y_leaf, create_graph=True)
+    if not grad_y.requires_grad:  # grad_y g constant in (x, y)
+        return torch.zeros_like(x_leaf), torch.zeros_like(y_leaf)
+    parts = torch.autograd.grad(grad_y, (x_leaf, y_leaf), lam, allow_unused=True)
+    return tuple(
+        torch.zeros_like(leaf) if part is None else part
+        for leaf, part in zip((x_leaf, y_leaf), parts, strict=True)
+    )

@@ -17,12 +17,12 @@ H = d^2 g / dy^2 at (x, y), available only through Hessian-vector products of a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.func import hessian
 
-from ._flat import check_finite
+from ._flat import check_finite_replayed
 from .oracles import OracleCounts, SecondOrderOracle
 
 #: above this many inner variables, ``dense_solve`` refuses (the Hessian has d_y^2 entries).
@@ -79,15 +79,29 @@ def conjugate_gradient(
     return v
 
 
+def neumann_terms(
+    oracle: SecondOrderOracle, b: torch.Tensor, lr: float, count: int
+) -> Iterator[torch.Tensor]:
+    """The first ``count`` terms (I - eta H)^q b, q = 0..count-1 (count - 1 HVPs)."""
+    term = b
+    for q in range(count):
+        if q > 0:
+            term = term - lr * oracle.hvp(term)
+        yield term
+
+
 def neumann(oracle: SecondOrderOracle, b: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
     """v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b with Q = ``steps``, eta = ``lr``."""
     v = torch.zeros_like(b)
-    term = b
-    for q in range(steps):
-        v = v + lr * term
-        if q + 1 < steps:
-            term = term - lr * oracle.hvp(term)
-            check_finite(term, "Neumann term (I - eta H)^q b", q + 1, "lr above 2 / L")
+    for term in neumann_terms(oracle, b, lr, steps):
+        v.add_(term, alpha=lr)
+    check_finite_replayed(
+        v,
+        lambda: neumann_terms(oracle, b, lr, steps),
+        "Neumann term (I - eta H)^q b",
+        "lr above 2 / L",
+        first_step=0,
+    )
     return v
 
 
@@ -95,12 +109,16 @@ def truncated_series_at_level(
     oracle: SecondOrderOracle, b: torch.Tensor, lr: float, p: float, level: int
 ) -> torch.Tensor:
     """eta sum_{q=0}^{level} (I - eta H)^q b / (1 - p)^q: the estimate given N = ``level``."""
-    v = lr * b
-    term = b
-    for q in range(1, level + 1):
-        term = term - lr * oracle.hvp(term)
-        v = v + (lr / (1.0 - p) ** q) * term
-        check_finite(v, "randomized-truncation sum", q, "variance condition or lr above 2 / L")
+    v = torch.zeros_like(b)
+    for q, term in enumerate(neumann_terms(oracle, b, lr, level + 1)):
+        v.add_(term, alpha=lr / (1.0 - p) ** q)
+    check_finite_replayed(
+        v,
+        lambda: neumann_terms(oracle, b, lr, level + 1),
+        "randomized-truncation term (I - eta H)^q b",
+        "variance condition or lr above 2 / L",
+        first_step=0,
+    )
     return v
 
 

@@ -327,3 +327,20 @@ def test_divergence_names_the_quantity_and_the_step() -> None:
     _inst, outer, inner, x, y = _setup(0, 100.0)
     with pytest.raises(FloatingPointError, match="ITD inner iterate y_t became NaN/inf at step"):
         _run(outer, inner, x, y * 1e300, method="itd", steps=50, lr=1.0)
+
+
+@pytest.mark.parametrize(
+    ("method", "quantity"),
+    [("neumann", "Neumann term"), ("itd", "ITD inner iterate y_t")],
+)
+def test_divergence_names_the_first_non_finite_step(method, quantity):
+    """g = L y^2 / 2 with lr L = 1 + 1e10: the t-th iterate / q-th term is (-1e10)^t y_0 (b).
+
+    In float64 (max 1.8e308) 1e10^t overflows first at t = 31, so the error must name step 31.
+    """
+    L = 1.0
+    inner = lambda x, y: 0.5 * L * (y**2).sum() - (x * y).sum()  # noqa: E731
+    outer = lambda x, y: (y**2).sum()  # noqa: E731
+    x, y = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)  # b = 2
+    with pytest.raises(FloatingPointError, match=f"{quantity}.* at step 31;"):
+        hypergradient(outer, inner, x, y, method=method, steps=40, lr=(1 + 1e10) / L)
