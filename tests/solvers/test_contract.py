@@ -31,56 +31,63 @@ kappas = st.sampled_from([1.0, 10.0, 100.0, 1e3, 1e4])
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _setup(seed: int, kappa: float, d_x: int = 3, d_y: int = 5):
+def _setup(seed: int, kappa: float, d_x: int = 3, d_y: int = 5, device: str = "cpu"):
     inst = QuadraticBilevel.random(d_x, d_y, kappa, seed)
-    outer, inner = quadratic_objectives(inst)
+    outer, inner = quadratic_objectives(inst, device=device)
     rng = np.random.default_rng(seed)
     x, y = rng.standard_normal(d_x), rng.standard_normal(d_y)
     return inst, outer, inner, x, y
 
 
-def _run(outer, inner, x, y, **kw) -> np.ndarray:
-    out = hypergradient(outer, inner, torch.from_numpy(x), torch.from_numpy(y), **kw)
-    assert out.dtype == torch.float64
-    return out.numpy()
+def _run(outer, inner, x, y, device: str = "cpu", **kw) -> np.ndarray:
+    to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+    if isinstance(kw.get("v0"), np.ndarray):
+        kw["v0"] = to(kw["v0"])
+    out = hypergradient(outer, inner, to(x), to(y), **kw)
+    assert out.dtype == torch.float64 and out.device.type == device
+    return out.cpu().numpy()
 
 
 def _close(a: np.ndarray, b: np.ndarray, scale: float, tol: float = REL_TOL) -> bool:
     return bool(np.linalg.norm(a - b) <= tol * max(scale, np.linalg.norm(b)))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=15)
 @given(seed=seeds, kappa=kappas)
 @example(seed=0, kappa=1e4)
 @example(seed=0, kappa=1.0)
-def test_matches_closed_forms_on_quadratics(seed: int, kappa: float) -> None:
-    inst, outer, inner, x, y = _setup(seed, kappa)
+def test_matches_closed_forms_on_quadratics(device: str, seed: int, kappa: float) -> None:
+    """Every estimator against its closed form, on the CPU and (when present) CUDA."""
+    inst, outer, inner, x, y = _setup(seed, kappa, device=device)
+    run = lambda *a, **kw: _run(*a, device=device, **kw)  # noqa: E731
     truth = inst.hypergradient(backend="numpy")(x)
     scale = float(np.linalg.norm(truth))
     lr = 1.0 / float(inst.constants.L)
     assert _close(
-        _run(outer, inner, x, inst.inner_solution("numpy")(x), method="exact"), truth, scale
+        run(outer, inner, x, inst.inner_solution("numpy")(x), method="exact"), truth, scale
     )
     assert _close(
-        _run(outer, inner, x, y, method="fo"),
+        run(outer, inner, x, y, method="fo"),
         inst.first_order_hypergradient(y, backend="numpy")(x),
         scale,
     )
     for n in (0, 1, 4, 30):
         assert _close(
-            _run(outer, inner, x, y, method="neumann", steps=n, lr=lr),
+            run(outer, inner, x, y, method="neumann", steps=n, lr=lr),
             inst.neumann_hypergradient(n, lr, y, backend="numpy")(x),
             scale,
         )
-        assert _close(
-            _run(outer, inner, x, y, method="itd", steps=n, lr=lr),
-            inst.itd_hypergradient(n, lr, y, backend="numpy")(x),
-            scale,
-        )
+        for checkpoint in (False, True):
+            assert _close(
+                run(outer, inner, x, y, method="itd", steps=n, lr=lr, checkpoint=checkpoint),
+                inst.itd_hypergradient(n, lr, y, backend="numpy")(x),
+                scale,
+            )
     cg_tol = REL_TOL if kappa <= 100 else max(REL_TOL, 100 * kappa**2 * U64)
     for K in range(inst.d_y + 1):
         assert _close(
-            _run(outer, inner, x, y, method="cg", steps=K),
+            run(outer, inner, x, y, method="cg", steps=K),
             inst.cg_hypergradient(K, y, backend="numpy")(x),
             scale,
             cg_tol,
@@ -111,12 +118,17 @@ def test_oracle_counts_match_the_procedures() -> None:
         ("cg", 3): dict(grad_outer=1, grad_inner=1, hvp=3, mixed=1),
         ("neumann", 4): dict(grad_outer=1, grad_inner=1, hvp=3, mixed=1),
         ("itd", 6): dict(grad_outer=1, grad_inner=6, hvp=6, mixed=6),
+        # checkpointing re-linearises grad_y g at each stored iterate in the reverse pass
+        ("itd-checkpoint", 6): dict(grad_outer=1, grad_inner=12, hvp=6, mixed=6),
     }
-    for (method, steps), want in expected.items():
+    for (name, steps), want in expected.items():
+        method = name.removesuffix("-checkpoint")
         counts = OracleCounts()
         kw = {"lr": lr} if method != "cg" else {"tol": 0.0}
+        if name.endswith("-checkpoint"):
+            kw["checkpoint"] = True
         _run(outer, inner, x, y, method=method, steps=steps, counts=counts, **kw)
-        assert counts.as_dict() == want, method
+        assert counts.as_dict() == want, name
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -344,3 +356,50 @@ def test_divergence_names_the_first_non_finite_step(method, quantity):
     x, y = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)  # b = 2
     with pytest.raises(FloatingPointError, match=f"{quantity}.* at step 31;"):
         hypergradient(outer, inner, x, y, method=method, steps=40, lr=(1 + 1e10) / L)
+
+
+class _CountedSaved:
+    """A tensor saved by autograd, counted in ``live`` while the graph holds it."""
+
+    def __init__(self, tensor: torch.Tensor, ledger: dict[str, int]):
+        self.tensor, self.ledger = tensor, ledger
+        self.nbytes = tensor.numel() * tensor.element_size()
+        ledger["live"] += self.nbytes
+        ledger["peak"] = max(ledger["peak"], ledger["live"])
+
+    def __del__(self):
+        self.ledger["live"] -= self.nbytes
+
+
+def _peak_saved_bytes(fn) -> int:
+    ledger = {"live": 0, "peak": 0}
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: _CountedSaved(t, ledger), lambda saved: saved.tensor
+    ):
+        fn()
+    return ledger["peak"]
+
+
+def test_checkpointed_itd_keeps_the_saved_graph_flat_in_T() -> None:
+    """Peak bytes held by autograd graphs: T-fold for plain ITD, one step's for checkpointing.
+
+    The stored iterates (T + 1 vectors of d_y) are the checkpoint's only growth, and they are
+    not graph memory; the graph of plain ITD holds a few tensors per step, so it must grow.
+    """
+    gen = torch.Generator().manual_seed(4)
+    d_y = 50
+    A = torch.eye(d_y, dtype=torch.float64) * 2.0
+    B = torch.randn(d_y, 3, generator=gen, dtype=torch.float64)
+    inner = lambda x, y: 0.5 * y @ (A @ y) - y @ (B @ x)  # noqa: E731
+    outer = lambda x, y: 0.5 * (y**2).sum()  # noqa: E731
+    x, y, lr = np.ones(3), np.zeros(d_y), 0.25
+
+    def peak(steps: int, checkpoint: bool) -> int:
+        return _peak_saved_bytes(
+            lambda: _run(
+                outer, inner, x, y, method="itd", steps=steps, lr=lr, checkpoint=checkpoint
+            )
+        )
+
+    assert peak(40, False) >= 3 * peak(10, False) > 0
+    assert 0 < peak(40, True) <= peak(10, True)
