@@ -403,3 +403,32 @@ def test_checkpointed_itd_keeps_the_saved_graph_flat_in_T() -> None:
 
     assert peak(40, False) >= 3 * peak(10, False) > 0
     assert 0 < peak(40, True) <= peak(10, True)
+
+
+def test_cg_with_device_scalars_matches_host_scalars_and_names_the_bad_step() -> None:
+    """The accelerator CG loop (scalars read every 8 steps), run on the CPU so CI covers it.
+
+    Same iterates up to rounding: the two loops round differently (fused and unfused updates),
+    and CG amplifies rounding differences like kappa^2 u (module docstring), so they are held to
+    the contract's CG envelope 100 kappa^2 u; early stop at convergence; the first bad
+    curvature named. Steps 10-12 (= d_y) are left out: there the residual is near rounding level
+    and the two loops' iterates differ by up to 1.6e-9 (measured), the last Krylov directions
+    being built from rounding noise; by step 13 both have converged and agree to 2e-13.
+    """
+    from bilevel.solvers import linear_solvers as ls
+    from bilevel.solvers.oracles import SecondOrderOracle
+
+    _, _, inner, x, y = _setup(5, 100.0, d_y=12)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    b = torch.from_numpy(np.linspace(1.0, 2.0, 12))
+    for steps in (0, 3, 8, 9, 30):
+        oracle = SecondOrderOracle(inner, xt, yt, OracleCounts())
+        host = ls._cg_host_scalars(oracle, b, steps, None, 1e-14)
+        device = ls._cg_device_scalars(oracle, b, steps, None, 1e-14)
+        assert _close(host.numpy(), device.numpy(), 0.0, 100 * 100.0**2 * U64), steps
+    A = torch.diag(torch.tensor([1.0, 2.0, -3.0], dtype=torch.float64))
+    indefinite = SecondOrderOracle(
+        lambda x, y: 0.5 * y @ (A @ y) - x @ y, A[0], A[0] * 0, OracleCounts()
+    )
+    with pytest.raises(ValueError, match=r"non-positive curvature .* at CG step 0"):
+        ls._cg_device_scalars(indefinite, A[2] / 3, 5, None, 1e-14)
