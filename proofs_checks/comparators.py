@@ -9,7 +9,15 @@ Unbiasedness (``VERIFICATION.md`` section 2):
   source of randomness, against the target, with the neglected probability mass stated;
 - tier 1, ``assert_unbiased`` / ``assert_bias``: a fixed-seed Bonferroni z-test at false-alarm
   probability ``alpha`` (default 1e-6) whose sample size is chosen by power analysis so that a
-  bias of ``detectable_bias`` is caught with probability at least 1 - ``beta``.
+  bias of ``detectable_bias`` is caught with probability at least 1 - ``beta``;
+- tier 2, ``assert_unbiased(..., sequential=True)`` (``assert_unbiased_sequential``):
+  group-sequential looks at n = 256 * 2^j, alpha split equally over the looks; fails fast on
+  |z| above the threshold and passes once the simultaneous interval is narrower than
+  ``detectable_bias``.
+
+Closed forms: ``assert_close_to_closed_form`` holds a float computation to its exact value with
+the tolerance c kappa u (forward error of a backward-stable computation with condition number
+kappa, unit roundoff u of the dtype), times the number of steps of a recursion.
 """
 
 from __future__ import annotations
@@ -40,6 +48,42 @@ def _as_vector(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64).reshape(-1)
+
+
+class InconclusiveError(AssertionError):
+    """A sequential test used all its looks without deciding (raise the budget or the bias)."""
+
+
+def assert_close_to_closed_form(
+    measured: Any,
+    predicted: Any,
+    *,
+    condition_number: float,
+    dtype: torch.dtype = torch.float64,
+    steps: int = 1,
+    c: float = 10.0,
+) -> float:
+    """||measured - predicted|| <= c * max(steps, 1) * kappa * u * max(||predicted||, 1).
+
+    The bound of a backward-stable computation (forward error <= kappa x backward error, the
+    backward error a modest multiple c of u per step); u = eps(dtype) / 2. Returns the relative
+    error. Raise c only with a derivation of the algorithm's constant.
+    """
+    m, p = _as_vector(measured), _as_vector(predicted)
+    if m.shape != p.shape:
+        raise ValueError(f"measured has {m.size} entries, predicted {p.size}")
+    if not condition_number >= 1:
+        raise ValueError(f"condition_number must be >= 1, got {condition_number}")
+    unit = float(torch.finfo(dtype).eps) / 2
+    scale = max(float(np.linalg.norm(p)), 1.0)
+    error = float(np.linalg.norm(m - p)) / scale
+    tol = c * max(steps, 1) * condition_number * unit
+    if not error <= tol:
+        raise AssertionError(
+            f"relative error {error:.3e} exceeds c * steps * kappa * u = {c:g} * {max(steps, 1)}"
+            f" * {condition_number:.3g} * {unit:.3g} = {tol:.3e}"
+        )
+    return error
 
 
 def assert_expectation_exact(
@@ -78,8 +122,9 @@ def assert_unbiased(
     pilot: int = 200,
     max_samples: int = 1_000_000,
     finite_variance: bool | None = None,
+    sequential: bool = False,
 ) -> UnbiasednessResult:
-    """Tier 1: fixed-seed Bonferroni z-test of E[sample(generator)] = target.
+    """Tier 1 (or tier 2 with ``sequential=True``): fixed-seed test of E[sample] = target.
 
     A pilot of ``pilot`` draws estimates sigma (largest coordinate standard deviation); then
     n = sigma^2 (z_{1-alpha/2d} + z_{1-beta})^2 / b^2 fresh draws are tested (b =
@@ -97,6 +142,15 @@ def assert_unbiased(
     if not 0 < alpha < 1 or not 0 < beta < 1:
         raise ValueError(f"alpha and beta must lie in (0, 1), got alpha={alpha}, beta={beta}")
     generator = torch.Generator().manual_seed(0) if generator is None else generator
+    if sequential:
+        return assert_unbiased_sequential(
+            sample,
+            target,
+            detectable_bias=detectable_bias,
+            alpha=alpha,
+            generator=generator,
+            max_samples=max_samples,
+        )
     target_v = _as_vector(target)
     draws = np.stack([_as_vector(sample(generator)) for _ in range(pilot)])
     if draws.shape[1] != target_v.size:
@@ -129,3 +183,54 @@ def assert_bias(
 ) -> UnbiasednessResult:
     """Tier 1 test that E[sample] = target + bias (a predicted, non-zero bias)."""
     return assert_unbiased(sample, _as_vector(target) + _as_vector(bias), **kwargs)
+
+
+def assert_unbiased_sequential(
+    sample: Callable[[torch.Generator], Any],
+    target: Any,
+    *,
+    detectable_bias: float,
+    alpha: float = 1e-6,
+    generator: torch.Generator | None = None,
+    first_look: int = 256,
+    max_samples: int = 1_000_000,
+) -> UnbiasednessResult:
+    """Tier 2: group-sequential z-tests at n = first_look * 2^j, j = 0..J-1.
+
+    Each look tests at level alpha / J (J looks fit in ``max_samples``), so the false-alarm
+    probability over all looks is at most alpha (Bonferroni over looks and coordinates). At each
+    look: fail if the statistic exceeds its threshold; pass once the simultaneous half-width
+    z s_j / sqrt(n) is below ``detectable_bias`` in every coordinate (a bias that large would
+    have been seen); ``InconclusiveError`` if the looks run out first.
+    """
+    if not detectable_bias > 0:
+        raise ValueError(f"detectable_bias must be > 0, got {detectable_bias}")
+    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    target_v = _as_vector(target)
+    looks = max(1, int(np.floor(np.log2(max_samples / first_look))) + 1)
+    level = alpha / looks
+    draws: list[np.ndarray] = []
+    for j in range(looks):
+        while len(draws) < first_look * 2**j:
+            draws.append(_as_vector(sample(generator)))
+        samples = np.stack(draws)
+        if samples.shape[1] != target_v.size:
+            raise ValueError(f"sample has {samples.shape[1]} coordinates, target {target_v.size}")
+        result = bonferroni_z_test(samples, target_v, alpha=level)
+        n = samples.shape[0]
+        half_width = result.threshold * samples.std(axis=0, ddof=1) / np.sqrt(n)
+        measured = UnbiasednessResult(
+            samples.mean(axis=0), half_width, n, result.statistic, result.threshold, alpha
+        )
+        if result.rejected:
+            raise AssertionError(
+                f"bias detected at look {j + 1} of {looks} (n = {n}): statistic "
+                f"{result.statistic:.3g} > z = {result.threshold:.3g} (alpha = {alpha:g} split "
+                f"over {looks} looks); mean {measured.mean} vs target {target_v}"
+            )
+        if np.all(half_width < detectable_bias):
+            return measured
+    raise InconclusiveError(
+        f"no decision after {looks} looks (n = {len(draws)}): the interval half-width "
+        f"{half_width.max():.3g} is still above detectable_bias = {detectable_bias}"
+    )

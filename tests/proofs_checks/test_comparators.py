@@ -76,3 +76,49 @@ def test_exact_expectation_passes_and_catches_a_wrong_weight() -> None:
         assert_expectation_exact([(0.5, [1.0]), (0.25, [2.0]), (0.25, [4.2])], [2.0], tol=1e-12)
     with pytest.raises(ValueError, match="probabilities sum"):
         assert_expectation_exact([(0.5, [1.0])], [1.0], tol=1.0)
+
+
+def test_sequential_tier_passes_unbiased_fails_biased_fast() -> None:
+    """Tier 2: the unbiased sample passes once the interval is tight; a bias of 0.3 sigma is
+    rejected at an early look (VERIFICATION.md: biased estimators failed at n = 256-512)."""
+    from bilevel.proofs_checks.comparators import InconclusiveError, assert_unbiased_sequential
+
+    gen = torch.Generator().manual_seed(3)
+    result = assert_unbiased(
+        _gaussian(np.zeros(2), 1.0),
+        [0.0, 0.0],
+        detectable_bias=0.5,
+        generator=gen,
+        sequential=True,
+    )
+    assert result.n in {256 * 2**j for j in range(13)} and np.all(result.half_width < 0.5)
+    with pytest.raises(AssertionError, match="bias detected at look") as caught:
+        assert_unbiased_sequential(
+            _gaussian(np.array([0.0, 0.3]), 1.0),
+            [0.0, 0.0],
+            detectable_bias=0.05,
+            generator=torch.Generator().manual_seed(4),
+        )
+    assert not isinstance(caught.value, InconclusiveError)
+    with pytest.raises(InconclusiveError):
+        assert_unbiased_sequential(
+            _gaussian(np.zeros(1), 1.0),
+            [0.0],
+            detectable_bias=1e-3,
+            max_samples=600,
+            generator=torch.Generator().manual_seed(5),
+        )
+
+
+def test_close_to_closed_form_uses_the_conditioning() -> None:
+    from bilevel.proofs_checks.comparators import assert_close_to_closed_form
+
+    exact = np.array([1.0, 2.0, 3.0])
+    # kappa = 1e4: tolerance 10 * 1e4 * 1.1e-16 = 1.1e-11 relative to max(||p||, 1) = 3.74
+    assert_close_to_closed_form(exact * (1 + 1e-12), exact, condition_number=1e4)
+    with pytest.raises(AssertionError, match="exceeds c \\* steps \\* kappa \\* u"):
+        assert_close_to_closed_form(exact * (1 + 1e-9), exact, condition_number=1e4)
+    # a float32 computation gets float32's unit roundoff
+    assert_close_to_closed_form(
+        exact * (1 + 1e-6), exact, condition_number=10.0, dtype=torch.float32
+    )
