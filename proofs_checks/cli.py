@@ -1,52 +1,122 @@
 """The ``bilevel`` command line (also ``python -m bilevel.proofs_checks``).
 
 Subcommands:
-    verify   run the encoded checks, print the table, write report.json / report.md.
+    verify   run the registered claims, print the table, write report.json / report.md.
+
+Exit status of ``verify``: 0 when every claim expected to hold holds and every claim expected to
+fail is refuted; 1 otherwise; 2 for a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import multiprocessing
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-
-from tqdm import tqdm
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bilevel", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="run the verification checks and write a report")
+    verify = sub.add_parser("verify", help="run the verification claims and write a report")
     verify.add_argument("--out", type=Path, default=Path("report"), help="report directory")
-    verify.add_argument("--only", default="*", help="glob on check names (default: all)")
-    verify.add_argument("--list", action="store_true", help="list the checks and exit")
+    verify.add_argument("--only", default="*", help="glob on claim ids (default: all)")
+    verify.add_argument("--list", action="store_true", help="list the claims and exit")
+    grid = verify.add_mutually_exclusive_group()
+    grid.add_argument(
+        "--quick",
+        dest="grid",
+        action="store_const",
+        const="quick",
+        help="the small grids (default)",
+    )
+    grid.add_argument(
+        "--full", dest="grid", action="store_const", const="full", help="the larger grids"
+    )
+    verify.set_defaults(grid="quick")
+    verify.add_argument("--fresh", action="store_true", help="ignore (delete) the run cache")
+    verify.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: min(4, CPUs)); 0 runs everything in this process",
+    )
+    verify.add_argument("--executor", choices=("process", "dask"), default="process")
+    verify.add_argument("--address", default=None, help="Dask scheduler HOST:PORT")
+    verify.add_argument(
+        "--claims",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also run the CLAIMS of this importable module (repeatable)",
+    )
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
+@contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+    if args.executor == "dask":
+        if not args.address:
+            raise ValueError("--executor dask needs --address HOST:PORT of a Dask scheduler")
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise ValueError(
+                "--executor dask needs the optional extra: pip install 'bilevel[dask]'"
+            ) from exc
+        with Client(args.address) as client:
+            yield client.get_executor()
+        return
+    workers = min(4, os.cpu_count() or 1) if args.workers is None else args.workers
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    if workers == 0:
+        yield None
+        return
+    context = multiprocessing.get_context("spawn")  # torch and fork do not mix safely
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield pool
+
+
 def _verify(args: argparse.Namespace) -> int:
     from .report import format_table, write_report
-    from .selfchecks import SELF_CHECKS, run_self_check
+    from .runner import load_claims, run_claims
 
-    checks = [c for c in SELF_CHECKS if fnmatch.fnmatch(c.name, args.only)]
+    claims = load_claims(args.claims)
     if args.list:
-        for check in SELF_CHECKS:
-            print(f"{check.name}  [{check.source}]")
+        for claim in claims:
+            expect = "" if claim.expect == "holds" else "  (expected to fail)"
+            print(f"{claim.id}  [{claim.source}]  {claim.statement}{expect}")
         return 0
-    if not checks:
-        print(f"bilevel verify: no check matches --only {args.only!r}", file=sys.stderr)
+    selected = [c for c in claims if fnmatch.fnmatch(c.id, args.only)]
+    if not selected:
+        print(f"bilevel verify: no claim matches --only {args.only!r}", file=sys.stderr)
         return 2
-    results = []
-    bar = tqdm(checks, desc="verify", unit="check", disable=args.no_progress, file=sys.stderr)
-    for check in bar:
-        bar.set_postfix_str(check.name[:40])
-        results.append(run_self_check(check))
+    start = time.perf_counter()
+    with _executor(args) as executor:
+        results = run_claims(
+            selected,
+            args.out,
+            grid=args.grid,
+            executor=executor,
+            fresh=args.fresh,
+            progress=not args.no_progress,
+            claims_modules=args.claims,
+        )
     print(format_table(results))
-    json_path, md_path = write_report(results, args.out)
+    json_path, md_path = write_report(results, args.out, args.grid)
     passed = sum(r.passed for r in results)
-    print(f"\n{passed} passed, {len(results) - passed} failed; wrote {json_path} and {md_path}")
+    print(
+        f"\n{passed} passed, {len(results) - passed} failed ({args.grid} grid, "
+        f"{time.perf_counter() - start:.1f} s); wrote {json_path} and {md_path}"
+    )
     return 0 if passed == len(results) else 1
 
 
@@ -55,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "verify":
             return _verify(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"bilevel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 2

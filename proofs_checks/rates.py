@@ -72,12 +72,17 @@ def assert_linear_rate(
     tol: float = 0.05,
     constant: float | None = None,
     floor: float | None = None,
+    steps: Sequence[int] | None = None,
 ) -> LinearRateResult:
-    """e_k (k = 0, 1, ...) decays linearly with factor ``rho`` (see the module docstring).
+    """e_k decays linearly with factor ``rho`` (see the module docstring).
 
-    ``floor`` is the floating-point floor of e_k (default 1e-16 e_0, float64 rounding).
+    ``errors[i]`` is e at step ``steps[i]`` (default: steps 0, 1, 2, ...; steps[0] must be 0, so
+    errors[0] is e_0). ``floor`` is the floating-point floor of e_k (default 1e-16 e_0).
     """
     e = np.asarray(errors, dtype=np.float64)
+    k = np.arange(e.size) if steps is None else np.asarray(steps, dtype=np.int64)
+    if k.shape != e.shape or k[0] != 0 or np.any(np.diff(k) <= 0):
+        raise ValueError("steps must increase from 0, one per error")
     if e.ndim != 1 or e.size < 3:
         raise ValueError("errors must be a sequence of at least 3 values e_0, e_1, ...")
     if not 0 < rho < 1:
@@ -86,13 +91,12 @@ def assert_linear_rate(
         raise ValueError("errors must be finite and non-negative")
     floor = 1e-16 * e[0] if floor is None else floor
     if constant is not None:
-        k = np.arange(e.size)
         bound = constant * rho**k * e[0]
         bad = np.nonzero(e > bound * (1 + BOUND_SLACK))[0]
         if bad.size:
             i = int(bad[0])
             raise AssertionError(
-                f"bound e_k <= C rho^k e_0 violated at k = {i}: {e[i]:.3e} > {bound[i]:.3e} "
+                f"bound e_k <= C rho^k e_0 violated at k = {k[i]}: {e[i]:.3e} > {bound[i]:.3e} "
                 f"(C = {constant:.4g}, rho = {rho:.6g})"
             )
     window = np.nonzero((e < 0.1 * e[0]) & (e > 1e3 * floor))[0]
@@ -101,8 +105,8 @@ def assert_linear_rate(
             f"only {window.size} errors lie between 0.1 e_0 and 1e3 x floor: run more steps "
             "or start farther from the solution"
         )
-    first, last = int(window[0]), int(window[-1])
-    slope, low, high = _line_fit(window.astype(float), np.log(e[window]))
+    first, last = int(k[window[0]]), int(k[window[-1]])
+    slope, low, high = _line_fit(k[window].astype(float), np.log(e[window]))
     rho_hat = float(np.exp(slope))
     result = LinearRateResult(
         rho_hat, rho, (first, last), (float(np.exp(low)), float(np.exp(high)))

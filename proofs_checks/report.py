@@ -1,4 +1,10 @@
-"""Writing the verification report: a terminal table, ``report.json`` and ``report.md``."""
+"""Writing the verification report: a terminal table, ``report.json`` and ``report.md``.
+
+``report.json`` follows ``SCHEMA`` (also in ``docs/report-schema.json``, checked equal by the
+tests): ``{"schema": "bilevel-report/2", "grid": ..., "passed": bool, "claims": [row, ...]}``,
+one row per claim with the fields of ``runner.ClaimResult``. ``passed`` is true only if every
+claim expected to hold holds and every claim expected to fail fails.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +13,89 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .selfchecks import CheckResult
+if TYPE_CHECKING:
+    from .runner import ClaimResult
 
-COLUMNS = ("check", "source", "expected", "measured", "verdict", "seconds")
+SCHEMA_ID = "bilevel-report/2"
+
+_ROW_FIELDS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "description": "claim id, <paper or topic>/<claim>"},
+    "source": {"type": "string", "description": "paper, theorem or equation"},
+    "statement": {"type": "string", "description": "the prediction in words"},
+    "expect": {"enum": ["holds", "fails"], "description": "what the claim must do to pass"},
+    "predicted": {"type": "string", "description": "the predicted value or form"},
+    "measured": {"type": "string", "description": "the measurement, or the refutation"},
+    "interval": {"type": "string", "description": "confidence interval, when one is defined"},
+    "holds": {"type": "boolean", "description": "the comparator's verdict on the claim"},
+    "passed": {"type": "boolean", "description": "holds == (expect == 'holds')"},
+    "runs": {"type": "integer", "minimum": 1, "description": "runs (instance x seed) judged"},
+    "seconds": {"type": "number", "minimum": 0, "description": "sum of the runs' times"},
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": SCHEMA_ID,
+    "title": "bilevel verification report",
+    "type": "object",
+    "required": ["schema", "grid", "passed", "claims"],
+    "additionalProperties": False,
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "grid": {"enum": ["quick", "full"]},
+        "passed": {"type": "boolean"},
+        "claims": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": list(_ROW_FIELDS),
+                "additionalProperties": False,
+                "properties": _ROW_FIELDS,
+            },
+        },
+    },
+}
+
+COLUMNS = ("claim", "source", "predicted", "measured", "interval", "expect", "verdict", "seconds")
 
 
-def _row(result: CheckResult) -> tuple[str, ...]:
-    verdict = "PASS" if result.passed else "FAIL"
+def _row(result: ClaimResult) -> tuple[str, ...]:
     return (
-        result.check,
+        result.id,
         result.source,
-        result.expected,
+        result.predicted,
         result.measured,
-        verdict,
+        result.interval,
+        result.expect,
+        "PASS" if result.passed else "FAIL",
         f"{result.seconds:.2f}",
     )
 
 
-def format_table(results: Sequence[CheckResult]) -> str:
-    """Plain-text table with aligned columns."""
-    rows = [COLUMNS, *(_row(r) for r in results)]
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def format_table(results: Sequence[ClaimResult], width: int = 60) -> str:
+    """Plain-text table with aligned columns (cells clipped to ``width`` characters)."""
+    rows = [COLUMNS, *(tuple(_clip(c, width) for c in _row(r)) for r in results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def format_markdown(results: Sequence[CheckResult]) -> str:
-    """GitHub-flavoured Markdown table."""
-    esc = [[cell.replace("|", "\\|") for cell in _row(r)] for r in results]
+def format_markdown(results: Sequence[ClaimResult], grid: str = "quick") -> str:
+    """GitHub-flavoured Markdown table (cells unclipped; '|' escaped, newlines flattened)."""
+    esc = [[c.replace("|", "\\|").replace("\n", " ") for c in _row(r)] for r in results]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in esc]
     passed = sum(r.passed for r in results)
     return (
-        "# bilevel verification report\n\n"
+        f"# bilevel verification report ({grid} grid)\n\n"
         + "\n".join(lines)
-        + (f"\n\n{passed} of {len(results)} checks passed.\n")
+        + f"\n\n{passed} of {len(results)} claims passed.\n"
     )
 
 
@@ -56,15 +108,19 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(results: Sequence[CheckResult], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` (schema: {"checks": [CheckResult fields], "passed": bool}) and
-    ``report.md`` into ``out_dir``."""
-    payload = {
-        "schema": "bilevel-report/1",
+def report_payload(results: Sequence[ClaimResult], grid: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_ID,
+        "grid": grid,
         "passed": all(r.passed for r in results),
-        "checks": [r.as_dict() for r in results],
+        "claims": [r.as_dict() for r in results],
     }
-    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+
+
+def write_report(results: Sequence[ClaimResult], out_dir: Path, grid: str) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``out_dir``; return their paths."""
+    json_path, md_path = Path(out_dir) / "report.json", Path(out_dir) / "report.md"
+    payload = report_payload(results, grid)
     atomic_write(json_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    atomic_write(md_path, format_markdown(results))
+    atomic_write(md_path, format_markdown(results, grid))
     return json_path, md_path

@@ -61,9 +61,7 @@ def test_complexity_exponent_separates_rivals_and_handles_logs() -> None:
     with_logs = 3 * np.log(1 / eps)
     assert_complexity_exponent(1 / eps, with_logs, 0.0, rival=0.5, predicted=np.log(1 / eps))
     with pytest.raises(AssertionError):
-        assert_complexity_exponent(
-            1 / eps, with_logs, 0.0, rival=0.5, predicted=(1 / eps) ** 0.6
-        )
+        assert_complexity_exponent(1 / eps, with_logs, 0.0, rival=0.5, predicted=(1 / eps) ** 0.6)
 
 
 def _zero_chain(n: int, mu: float):

@@ -1,0 +1,208 @@
+"""The runner: claims x runs on any ``concurrent.futures.Executor``, cached, resumable.
+
+Every run (claim x parameter dict) is executed by ``execute_run(claim_id, params, claims_module)``
+in a worker, which looks the claim up by id (nothing but names and JSON crosses processes). Each
+finished run is written at once to ``<out>/runs/<claim-id>/<key>.json`` by an atomic rename, so
+an interrupted ``verify`` (even SIGKILL) loses at most the runs in flight: the next call skips
+every run whose file exists and executes only the others. ``fresh=True`` deletes the cache
+first. A run that raises is reported with its error and not cached, so it is retried next time.
+
+With ``BILEVEL_RUN_LEDGER`` set to a file, each executed run appends ``executed <claim> <key>``
+and each saved run ``saved <claim> <key>``: the audit trail that shows no saved run was executed
+again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .engine import Claim, Measurement, Params, Verdict, run_key
+from .report import atomic_write
+
+LEDGER_ENV = "BILEVEL_RUN_LEDGER"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One row of the report."""
+
+    id: str
+    source: str
+    statement: str
+    expect: str
+    predicted: str
+    measured: str
+    interval: str
+    holds: bool
+    passed: bool  # holds == (expect == "holds")
+    runs: int
+    seconds: float  # sum over the claim's runs, as measured when each was executed
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_claims(modules: Sequence[str] = ()) -> list[Claim]:
+    """The built-in claims, then those of each extra module (its ``CLAIMS`` sequence)."""
+    from .claims import builtin_claims
+
+    claims = list(builtin_claims())
+    for name in modules:
+        module = importlib.import_module(name)
+        extra = getattr(module, "CLAIMS", None)
+        if extra is None:
+            raise ValueError(f"claims module {name!r} defines no CLAIMS sequence")
+        claims.extend(extra)
+    ids = [c.id for c in claims]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate claim ids: {', '.join(duplicates)}")
+    return claims
+
+
+def _ledger(line: str) -> None:
+    path = os.environ.get(LEDGER_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:  # one short append: atomic
+            handle.write(line + "\n")
+
+
+def execute_run(claim_id: str, params: Params, claims_modules: Sequence[str] = ()) -> dict:
+    """Worker entry point: ``{"measurement": ..., "seconds": ...}`` or ``{"error": ...}``."""
+    claim = {c.id: c for c in load_claims(claims_modules)}[claim_id]
+    start = time.perf_counter()
+    try:
+        measurement = claim.measure(dict(params))
+        json.dumps(measurement)  # must be JSON: it is cached and reported
+    except Exception as exc:  # a crash is a failed run, reported, never hidden
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return {"error": detail}
+    seconds = time.perf_counter() - start
+    _ledger(f"executed {claim_id} {run_key(params)}")
+    return {"measurement": measurement, "seconds": seconds}
+
+
+def _cache_path(out_dir: Path, claim_id: str, params: Params) -> Path:
+    safe = claim_id.replace("/", "__")
+    return out_dir / "runs" / safe / f"{run_key(params)}.json"
+
+
+def _load_cached(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent or torn (cannot be torn: written by rename; kept as a guard)
+
+
+class InProcessExecutor(Executor):
+    """Runs each submitted call at once, in this process (``--workers 0``; debugging)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def run_claims(
+    claims: Sequence[Claim],
+    out_dir: Path,
+    *,
+    grid: str = "quick",
+    executor: Executor | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+    claims_modules: Sequence[str] = (),
+) -> list[ClaimResult]:
+    """Execute the missing runs of ``claims`` on ``executor``, then judge every claim."""
+    out_dir = Path(out_dir)
+    if fresh and (out_dir / "runs").exists():
+        shutil.rmtree(out_dir / "runs")
+    executor = InProcessExecutor() if executor is None else executor
+    results: dict[tuple[str, str], dict] = {}
+    pending: list[tuple[Claim, Params]] = []
+    for claim in claims:
+        for params in claim.runs(grid):
+            cached = _load_cached(_cache_path(out_dir, claim.id, params))
+            if cached is not None:
+                results[claim.id, run_key(params)] = cached
+            else:
+                pending.append((claim, params))
+    total = sum(len(c.runs(grid)) for c in claims)
+    bar = tqdm(
+        total=total,
+        initial=total - len(pending),
+        desc="verify",
+        unit="run",
+        disable=not progress,
+        file=sys.stderr,
+    )
+    futures = {
+        executor.submit(execute_run, claim.id, params, tuple(claims_modules)): (claim, params)
+        for claim, params in pending
+    }
+    for future in as_completed(futures):
+        claim, params = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as exc:  # the worker itself died (not the measurement)
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        key = run_key(params)
+        if "error" not in outcome:
+            record = {"claim": claim.id, "params": params, **outcome}
+            atomic_write(
+                _cache_path(out_dir, claim.id, params), json.dumps(record, sort_keys=True) + "\n"
+            )
+            _ledger(f"saved {claim.id} {key}")
+        results[claim.id, key] = outcome
+        bar.set_postfix_str(claim.id[-40:])
+        bar.update()
+    bar.close()
+    return [_judge(claim, grid, results) for claim in claims]
+
+
+def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> ClaimResult:
+    params = claim.runs(grid)
+    outcomes = [results[claim.id, run_key(p)] for p in params]
+    errors = [o["error"] for o in outcomes if "error" in o]
+    seconds = sum(o.get("seconds", 0.0) for o in outcomes)
+    if errors:
+        verdict = Verdict("(not judged)", f"{len(errors)} run(s) failed: {errors[0]}", False)
+        passed = False
+    else:
+        measurements: list[Measurement] = [o["measurement"] for o in outcomes]
+        try:
+            verdict = claim.judge(params, measurements)
+        except Exception as exc:  # a broken judge is a failed claim, reported
+            verdict = Verdict("(judge crashed)", f"{type(exc).__name__}: {exc}", False)
+            passed = False
+        else:
+            passed = verdict.holds == (claim.expect == "holds")
+    return ClaimResult(
+        claim.id,
+        claim.source,
+        claim.statement,
+        claim.expect,
+        verdict.predicted,
+        verdict.measured,
+        verdict.interval,
+        verdict.holds,
+        passed,
+        len(params),
+        round(seconds, 3),
+    )
