@@ -5,46 +5,101 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from bilevel.proofs_checks import cli, selfchecks
-from bilevel.proofs_checks.selfchecks import SelfCheck
+from bilevel.proofs_checks import cli
+from bilevel.proofs_checks.runner import load_claims
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def planted(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    return "planted_claims"
 
 
 def test_verify_writes_reports_and_exits_zero(tmp_path, capsys) -> None:
-    code = cli.main(["verify", "--out", str(tmp_path), "--only", "*PL*", "--no-progress"])
+    code = cli.main(
+        ["verify", "--out", str(tmp_path), "--only", "*pl-*", "--no-progress", "--workers", "0"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "PASS" in out and "FAIL" not in out
     payload = json.loads((tmp_path / "report.json").read_text())
-    assert payload["passed"] is True and payload["schema"] == "bilevel-report/1"
-    assert {c["check"] for c in payload["checks"]} == {
-        "PL game surrogate hypergradient",
-        "scalar PL constant of y^2 + 3 sin^2 y",
+    assert payload["passed"] is True and payload["schema"] == "bilevel-report/2"
+    assert {c["id"] for c in payload["claims"]} == {
+        "foundation/pl-game-surrogate-hypergradient",
+        "foundation/scalar-pl-constant-of-y-2-3-sin-2-y",
     }
     md = (tmp_path / "report.md").read_text()
-    assert md.count("\n|") >= 3 and "2 of 2 checks passed" in md
+    assert md.count("\n|") >= 3 and "2 of 2 claims passed" in md
 
 
-def test_verify_fails_when_a_check_fails(tmp_path, monkeypatch, capsys) -> None:
-    broken = SelfCheck("planted failure", "test", lambda: ("0", "1", False))
-    crash = SelfCheck("planted crash", "test", lambda: 1 / 0)
-    monkeypatch.setattr(selfchecks, "SELF_CHECKS", (broken, crash))
-    assert cli.main(["verify", "--out", str(tmp_path), "--no-progress"]) == 1
-    out = capsys.readouterr().out
-    assert out.count("FAIL") == 2 and "ZeroDivisionError" in out
+def test_every_way_of_failing_is_a_failure(tmp_path, planted, capsys) -> None:
+    code = cli.main(
+        [
+            "verify",
+            "--out",
+            str(tmp_path),
+            "--claims",
+            planted,
+            "--only",
+            "planted/*",
+            "--no-progress",
+            "--workers",
+            "0",
+        ]
+    )
+    assert code == 1
+    rows = {c["id"]: c for c in json.loads((tmp_path / "report.json").read_text())["claims"]}
+    assert rows["planted/slow-sum"]["passed"] is True
+    assert rows["planted/wrong"]["passed"] is False and rows["planted/wrong"]["holds"] is False
+    assert rows["planted/crash"]["passed"] is False
+    assert "RuntimeError: planted crash" in rows["planted/crash"]["measured"]
+    failing = rows["planted/expected-failure-holds"]
+    assert failing["holds"] is True and failing["passed"] is False
+    assert capsys.readouterr().out.count("FAIL") == 3
+
+
+def test_expected_failures_pass_only_when_refuted(tmp_path) -> None:
+    """The built-in known-biased and cheating claims are refuted, so they pass."""
+    code = cli.main(
+        [
+            "verify",
+            "--out",
+            str(tmp_path),
+            "--only",
+            "*-unbiased",
+            "--no-progress",
+            "--workers",
+            "0",
+        ]
+    )
+    rows = json.loads((tmp_path / "report.json").read_text())["claims"]
+    assert code == 0 and {r["expect"] for r in rows} == {"fails"}
+    assert all(r["holds"] is False and r["passed"] for r in rows)
 
 
 def test_verify_rejects_a_pattern_matching_nothing(tmp_path, capsys) -> None:
     assert cli.main(["verify", "--out", str(tmp_path), "--only", "nothing*"]) == 2
-    assert "no check matches" in capsys.readouterr().err
+    assert "no claim matches" in capsys.readouterr().err
 
 
-def test_list_names_every_check(capsys) -> None:
+def test_usage_errors_are_named(tmp_path, capsys) -> None:
+    assert cli.main(["verify", "--out", str(tmp_path), "--executor", "dask"]) == 2
+    assert "--address" in capsys.readouterr().err
+    assert cli.main(["verify", "--out", str(tmp_path), "--claims", "no_such_module_xyz"]) == 2
+    assert "no_such_module_xyz" in capsys.readouterr().err
+
+
+def test_list_names_every_claim(capsys) -> None:
     assert cli.main(["verify", "--list"]) == 0
     out = capsys.readouterr().out
-    assert all(c.name in out for c in selfchecks.SELF_CHECKS)
+    assert all(c.id in out for c in load_claims())
+    assert "(expected to fail)" in out
 
 
 def test_module_entry_point_runs() -> None:
@@ -54,7 +109,7 @@ def test_module_entry_point_runs() -> None:
         text=True,
         check=False,
     )
-    assert proc.returncode == 0 and "spec 7.2" in proc.stdout
+    assert proc.returncode == 0 and "ji2021/cg-hvp-complexity" in proc.stdout
 
 
 def test_unknown_subcommand_is_a_usage_error() -> None:

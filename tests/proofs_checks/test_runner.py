@@ -1,0 +1,155 @@
+"""The runner: per-run cache, resume after SIGKILL without repeating finished runs, executors,
+and the report's schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bilevel.proofs_checks import cli, runner
+from bilevel.proofs_checks.report import SCHEMA, format_markdown, report_payload
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+
+@pytest.fixture
+def planted(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    import planted_claims
+
+    return planted_claims
+
+
+def _ledger_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _without_seconds(report: dict) -> dict:
+    return {**report, "claims": [{**c, "seconds": 0} for c in report["claims"]]}
+
+
+def test_cached_runs_are_not_executed_again(tmp_path, planted, monkeypatch) -> None:
+    ledger = tmp_path / "ledger"
+    monkeypatch.setenv(runner.LEDGER_ENV, str(ledger))
+    claims = [c for c in planted.CLAIMS if c.id == "planted/slow-sum"]
+    first = runner.run_claims(
+        claims, tmp_path / "out", progress=False, claims_modules=["planted_claims"]
+    )
+    assert sum(line.startswith("executed") for line in _ledger_lines(ledger)) == 8
+    second = runner.run_claims(
+        claims, tmp_path / "out", progress=False, claims_modules=["planted_claims"]
+    )
+    assert sum(line.startswith("executed") for line in _ledger_lines(ledger)) == 8  # none again
+    assert first == second and first[0].passed
+    runner.run_claims(
+        claims, tmp_path / "out", fresh=True, progress=False, claims_modules=["planted_claims"]
+    )
+    assert sum(line.startswith("executed") for line in _ledger_lines(ledger)) == 16
+
+
+def _verify_command(out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bilevel.proofs_checks",
+        "verify",
+        "--claims",
+        "planted_claims",
+        "--only",
+        "planted/slow-sum",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path) -> None:
+    """Kill the whole process group of ``verify`` (workers too) after 3 runs are saved; the
+    second call executes only the runs that were not saved, and the report is identical."""
+    env = {**os.environ, "PYTHONPATH": str(HERE), "PLANTED_DELAY": "0.4"}
+    ledger = tmp_path / "ledger"
+    env[runner.LEDGER_ENV] = str(ledger)
+    proc = subprocess.Popen(
+        _verify_command(tmp_path / "out"),
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while sum(x.startswith("saved") for x in _ledger_lines(ledger)) < 3:
+        assert proc.poll() is None, "verify ended before it could be killed"
+        assert time.monotonic() < deadline, "no run was saved in 120 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.2)
+    before = _ledger_lines(ledger)
+    saved_before = {x.split()[-1] for x in before if x.startswith("saved")}
+    assert 3 <= len(saved_before) < 8 and not (tmp_path / "out" / "report.json").exists()
+
+    env["PLANTED_DELAY"] = "0"
+    resumed = subprocess.run(
+        _verify_command(tmp_path / "out"), env=env, capture_output=True, text=True, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = _ledger_lines(ledger)[len(before) :]
+    executed_after = [x.split()[-1] for x in after if x.startswith("executed")]
+    assert not saved_before & set(executed_after), "a finished run was executed again"
+    assert len(executed_after) == len(set(executed_after)) == 8 - len(saved_before)
+
+    env.pop(runner.LEDGER_ENV)
+    clean = subprocess.run(
+        _verify_command(tmp_path / "clean"), env=env, capture_output=True, text=True, check=False
+    )
+    assert clean.returncode == 0, clean.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    reference = json.loads((tmp_path / "clean" / "report.json").read_text())
+    assert _without_seconds(report) == _without_seconds(reference)
+
+
+def test_report_json_validates_and_markdown_has_a_row_per_claim(tmp_path, planted) -> None:
+    results = runner.run_claims(
+        planted.CLAIMS, tmp_path, progress=False, claims_modules=["planted_claims"]
+    )
+    payload = report_payload(results, "quick")
+    jsonschema.validate(payload, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**payload, "passed": "yes"}, SCHEMA)
+    documented = json.loads((ROOT / "docs" / "report-schema.json").read_text())
+    assert documented == json.loads(json.dumps(SCHEMA)), "docs/report-schema.json is stale"
+    table = [line for line in format_markdown(results).splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(results)  # header + one row per claim
+
+
+def test_dask_local_cluster_gives_the_same_report(tmp_path) -> None:
+    """A real ``dask.distributed.LocalCluster`` on loopback, as ``--executor dask`` uses it."""
+    distributed = pytest.importorskip("distributed")
+    claims = [c for c in runner.load_claims() if c.id.startswith("estimators/")]
+    local = runner.run_claims(claims, tmp_path / "local", progress=False)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        with distributed.Client(cluster.scheduler_address) as client:
+            remote = runner.run_claims(
+                claims, tmp_path / "dask", progress=False, executor=client.get_executor()
+            )
+        cli_args = ["verify", "--executor", "dask", "--address", cluster.scheduler_address]
+        cli_args += ["--only", "estimators/*", "--out", str(tmp_path / "cli"), "--no-progress"]
+        code = cli.main(cli_args)
+    strip = lambda rs: [{**r.as_dict(), "seconds": 0} for r in rs]  # noqa: E731
+    assert strip(local) == strip(remote) and all(r.passed for r in local)
+    via_cli = json.loads((tmp_path / "cli" / "report.json").read_text())
+    expected = _without_seconds(report_payload(local, "quick"))
+    assert code == 0 and _without_seconds(via_cli) == expected
