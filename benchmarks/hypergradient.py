@@ -10,17 +10,19 @@ ITD one VJP per step replaces the HVP + mixed pair).
 Targets (issue 3): CG and Neumann within 1.3x, ITD within 1.5x. Run: ``make bench`` or
 ``python benchmarks/hypergradient.py [--quick] [--out FILE.md]``. Peak memory is reported on
 CUDA (``torch.cuda.max_memory_allocated`` above what was allocated before the call) and on the
-CPU (the rise of ``VmHWM`` above ``VmRSS``, ``cpu_peak_mib``): the memory that
+CPU (the rise of ``VmHWM`` above ``VmRSS`` in a fresh process, ``cpu_peak_mib``): the memory that
 ``checkpoint=True`` keeps flat in T for ITD.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -94,13 +96,13 @@ def _proc_status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def cpu_peak_mib(fn: Callable[[], object]) -> float:
+def peak_rss_mib(fn: Callable[[], object]) -> float:
     """Peak resident memory of ``fn()`` above the resident memory before it, in MiB.
 
     Linux only (NaN elsewhere): writing 5 to ``/proc/self/clear_refs`` resets the high-water
     mark ``VmHWM``, which then records the peak of the call (torch has no CPU counterpart of
-    ``torch.cuda.max_memory_allocated``). Memory the allocator already holds from earlier calls
-    is reused without raising the mark, so this is the call's extra footprint, to about 0.1 MiB.
+    ``torch.cuda.max_memory_allocated``). Run in a fresh process (``cpu_peak_mib``): memory the
+    allocator kept from earlier calls would be reused without raising the mark.
     """
     try:
         before = _proc_status_kib("VmRSS")
@@ -110,6 +112,38 @@ def cpu_peak_mib(fn: Callable[[], object]) -> float:
         return float("nan")
     fn()
     return max(_proc_status_kib("VmHWM") - before, 0) / 1024
+
+
+def _cpu_peak_child(spec: tuple, dtype_name: str, options: dict) -> float:
+    torch.set_num_threads(1)
+    dtype = getattr(torch, dtype_name)
+    # the same method once on a tiny problem first: loads the code paths (autograd's double
+    # backward costs ~35 MiB of one-off pages) while leaving the allocator almost empty
+    warm_outer, warm_inner, wx, wy, warm_lr = build_problem(("quadratic", 2), "cpu", dtype)
+    hypergradient(warm_outer, warm_inner, wx, wy, **_with_lr(options, warm_lr))
+    outer, inner, x, y, lr = build_problem(spec, "cpu", dtype)
+    kw = _with_lr(options, lr)
+    return peak_rss_mib(lambda: hypergradient(outer, inner, x, y, **kw))
+
+
+def cpu_peak_mib(spec: tuple, dtype_name: str, options: dict) -> float:
+    """``peak_rss_mib`` of one call in a fresh spawned process (about 2 s each)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_cpu_peak_child, spec, dtype_name, options).result()
+
+
+def _fill_cpu_peak(line: str, problems: dict[str, tuple], dtype_name: str) -> str:
+    """Replace the 'nan' memory cell of a table row by ``cpu_peak_mib`` of its method."""
+    cells = line.split(" | ")
+    if len(cells) < 3 or not line.endswith("| nan |"):
+        return line
+    name, label = cells[0].removeprefix("| "), cells[1]
+    options = dict(METHODS)[label]
+    return (
+        line.removesuffix("| nan |")
+        + f"| {cpu_peak_mib(problems[name], dtype_name, options):.1f} |"
+    )
 
 
 def _with_lr(options: dict, lr: float) -> dict:
@@ -186,7 +220,7 @@ def bench_problem(name: str, spec: tuple, args: argparse.Namespace) -> list[str]
             torch.cuda.synchronize()
             peak = (torch.cuda.max_memory_allocated() - base) / 2**20
         else:
-            peak = cpu_peak_mib(lambda kw=kw: hypergradient(outer, inner, x, y, **kw))
+            peak = float("nan")  # measured after all timings, in fresh processes (main)
         # ITD's backward pass through one GD step is a single VJP that yields the HVP and the
         # mixed product together, so its limit charges one HVP-cost per step, not two.
         mixed_cost = 0.0 if kw["method"] == "itd" else counts.mixed * units["mixed"]
@@ -239,6 +273,8 @@ def main() -> None:
     ]
     for name, spec in tqdm(problems, desc="problems", file=sys.stderr):
         lines += bench_problem(name, spec, args)
+    if args.device == "cpu":  # peak memory after the timings, so no process runs beside them
+        lines = [_fill_cpu_peak(line, dict(problems), args.dtype) for line in lines]
     text = "\n".join(lines)
     print(text)
     if args.out:
