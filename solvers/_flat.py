@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -24,11 +25,14 @@ class FlatSpec:
     keys: tuple[Any, ...]
     shapes: tuple[torch.Size, ...]
 
-    @property
+    @cached_property
     def sizes(self) -> list[int]:
         return [int(torch.Size(s).numel()) for s in self.shapes]
 
     def unflatten(self, flat: torch.Tensor) -> Tree:
+        if self.kind == "tensor":  # the common case, on every objective call: at most a view
+            (shape,) = self.shapes
+            return flat if flat.shape == shape else flat.view(shape)
         parts = [p.reshape(s) for p, s in zip(flat.split(self.sizes), self.shapes, strict=True)]
         if self.kind == "tensor":
             return parts[0]
@@ -64,9 +68,13 @@ def flatten(tree: Tree, name: str) -> tuple[torch.Tensor, FlatSpec]:
                 f"all tensors of {name} must share dtype and device; {name}[{i}] is "
                 f"{leaf.dtype} on {leaf.device}, {name}[0] is {leaves[0].dtype} on {leaves[0].device}"
             )
-        if not torch.isfinite(leaf).all():
-            raise ValueError(f"{name}[{i}] contains NaN or inf")
-    flat = torch.cat([leaf.detach().reshape(-1) for leaf in leaves])
+    if len(leaves) == 1:
+        flat = leaves[0].detach().reshape(-1)
+    else:
+        flat = torch.cat([leaf.detach().reshape(-1) for leaf in leaves])
+    if not bool(torch.isfinite(flat).all()):  # one check; the leaf is named on failure only
+        bad = next(i for i, leaf in enumerate(leaves) if not bool(torch.isfinite(leaf).all()))
+        raise ValueError(f"{name}[{bad}] contains NaN or inf")
     return flat, FlatSpec(kind, keys, tuple(leaf.shape for leaf in leaves))
 
 
