@@ -100,24 +100,28 @@ def _cg_device_scalars(
     p = r.clone()
     rr = torch.dot(r, r)
     threshold = (tol * torch.linalg.vector_norm(b).item()) ** 2
+    # about ten small kernels an iteration besides the HVP (launch-bound at small sizes):
+    # 0-d scalars broadcast in addcmul, inactive (converged) iterations are no-ops via where
     curvatures: list[torch.Tensor] = []
+    actives: list[torch.Tensor] = []
     for k in range(steps):
         if k % read_every == 0:
-            _check_cg_curvatures(_host(curvatures), k - len(curvatures))
-            curvatures = []
+            _check_cg_curvatures(_host(curvatures, actives), k - len(curvatures))
+            curvatures, actives = [], []
             if rr.item() <= threshold:
                 break
         active = rr > threshold
         Hp = oracle.hvp(p)
         curvature = torch.dot(p, Hp)
-        curvatures.append(torch.where(active, curvature, 1.0))
+        curvatures.append(curvature)
+        actives.append(active)
         step = torch.where(active, rr / curvature, 0.0)
-        v.add_(step * p)
-        r.sub_(step * Hp)
+        v.addcmul_(step, p)
+        r.addcmul_(step, Hp, value=-1.0)
         rr_next = torch.dot(r, r)
-        p.mul_(torch.where(active, rr_next / rr, 0.0)).add_(r)
+        p = torch.addcmul(r, torch.where(active, rr_next / rr, 0.0), p)
         rr = torch.where(active, rr_next, rr)
-    _check_cg_curvatures(_host(curvatures), steps - len(curvatures))
+    _check_cg_curvatures(_host(curvatures, actives), steps - len(curvatures))
     if not bool(torch.isfinite(rr)):
         raise FloatingPointError(
             "CG residual became NaN/inf; likely cause: an ill-conditioned or non-finite inner "
@@ -126,9 +130,11 @@ def _cg_device_scalars(
     return v
 
 
-def _host(scalars: list[torch.Tensor]) -> list[float]:
-    """One host read for a list of device scalars."""
-    return torch.stack(scalars).tolist() if scalars else []
+def _host(curvatures: list[torch.Tensor], actives: list[torch.Tensor]) -> list[float]:
+    """One host read of the curvatures of the active (not yet converged) iterations."""
+    if not curvatures:
+        return []
+    return torch.where(torch.stack(actives), torch.stack(curvatures), 1.0).tolist()
 
 
 def _check_cg_curvatures(curvatures: list[float], first_step: int) -> None:
