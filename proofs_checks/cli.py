@@ -2,6 +2,8 @@
 
 Subcommands:
     verify   run the registered claims, print the table, write report.json / report.md.
+    claims   list the theorem registry of ``bilevel.analysis.theorems`` (``--latex`` for a
+             booktabs table ready for a paper, ``--markdown`` for the README).
 
 Exit status of ``verify``: 0 when every claim expected to hold holds and every claim expected to
 fail is refuted; 1 otherwise; 2 for a usage error.
@@ -57,7 +59,33 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the CLAIMS of this importable module (repeatable)",
     )
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    claims = sub.add_parser("claims", help="list the theorem registry (rates, complexities)")
+    fmt = claims.add_mutually_exclusive_group()
+    fmt.add_argument("--latex", action="store_true", help="a booktabs LaTeX table")
+    fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
+    claims.add_argument("--only", default="*", help="glob on entry ids (default: all)")
     return parser
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from bilevel.analysis import theorems
+
+    entries = tuple(e for e in theorems.REGISTRY if fnmatch.fnmatch(e.id, args.only))
+    if not entries:
+        print(f"bilevel claims: no entry matches --only {args.only!r}", file=sys.stderr)
+        return 2
+    if args.latex:
+        print(theorems.latex_table(entries), end="")
+    elif args.markdown:
+        print(theorems.markdown_table(entries), end="")
+    else:
+        for e in entries:
+            convention = f" ({e.convention})" if e.convention else ""
+            print(
+                f"{e.id}  [{e.evidence}]  {e.expression}{convention}  -- {e.statement}; "
+                f"{e.paper}, {e.where}"
+            )
+    return 0
 
 
 @contextmanager
@@ -125,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "verify":
             return _verify(args)
+        if args.command == "claims":
+            return _claims(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"bilevel {args.command}: error: {exc}", file=sys.stderr)
         return 2

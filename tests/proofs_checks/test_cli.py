@@ -116,3 +116,17 @@ def test_unknown_subcommand_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_claims_lists_the_registry_in_three_formats(capsys) -> None:
+    from bilevel.analysis.theorems import REGISTRY
+
+    assert cli.main(["claims"]) == 0
+    plain = capsys.readouterr().out
+    assert all(e.id in plain for e in REGISTRY) and "[abs]" in plain and "[derived]" in plain
+    assert cli.main(["claims", "--latex", "--only", "mgbio/*"]) == 0
+    latex = capsys.readouterr().out
+    assert r"\toprule" in latex and r"\cite{huang2023momentum}" in latex
+    assert cli.main(["claims", "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| id | expression |")
+    assert cli.main(["claims", "--only", "nothing*"]) == 2

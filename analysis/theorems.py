@@ -1,0 +1,451 @@
+r"""The theorem registry: the seeds' complexities, rates and conditions as sympy objects.
+
+Each ``Entry`` carries its provenance: the paper (and a BibTeX key), the theorem or equation, the
+assumptions, the expression, the spec's evidence tag ([abs] read in the abstract, [code] read in
+the official code, [derived] derived and checked here, [recall] / [substitute] reconstructions,
+[text] second-hand text) and a one-line statement. Complexity entries also carry the stationarity
+convention: ``"squared"`` (||grad Phi||^2 <= eps) or ``"norm"`` (||grad Phi|| <= eps);
+``convert_convention`` moves a bound between the two (eps -> eps^2 or eps -> sqrt(eps)).
+
+Complexities are monomials in positive symbols (kappa, eps, N, ...) times explicit log factors;
+``exponents`` reads the powers with ``as_powers_dict`` (never ``sympy.O``, which drops kappa).
+Spec: ``../shared/spec/algorithms.md`` (sections cited per entry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+kappa, eps, delta, N = sp.symbols("kappa epsilon delta N", positive=True)
+mu, L, eta, p, q_level = sp.symbols("mu L eta p q", positive=True)
+mu_x, mu_y, kappa_y = sp.symbols("mu_x mu_y kappa_y", positive=True)
+C0, K, a, s_u = sp.symbols("C_0 K a s_u", positive=True)
+
+EVIDENCE = ("abs", "code", "derived", "recall", "substitute", "text")
+CONVENTIONS = ("squared", "norm")
+KINDS = ("complexity", "lower-bound", "rate", "condition", "estimator")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    paper: str
+    cite_key: str
+    where: str
+    kind: str
+    statement: str
+    expression: sp.Expr
+    evidence: str
+    assumptions: tuple[str, ...] = ()
+    convention: str | None = None  # complexity / lower-bound entries only
+    oracle: str | None = None
+    notes: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.evidence not in EVIDENCE:
+            raise ValueError(f"{self.id}: evidence must be one of {EVIDENCE}")
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.id}: kind must be one of {KINDS}")
+        needs_convention = self.kind in ("complexity", "lower-bound")
+        if needs_convention and self.convention not in CONVENTIONS:
+            raise ValueError(f"{self.id}: a complexity needs a convention in {CONVENTIONS}")
+
+
+def convert_convention(expression: sp.Expr, source: str, target: str) -> sp.Expr:
+    """A complexity for ||grad||^2 <= eps ("squared") restated for ||grad|| <= eps ("norm") by
+    eps -> eps^2, and back by eps -> sqrt(eps) (the two are inverse substitutions)."""
+    if source not in CONVENTIONS or target not in CONVENTIONS:
+        raise ValueError(f"conventions must be in {CONVENTIONS}, got {source!r}, {target!r}")
+    if source == target:
+        return expression
+    replacement = eps**2 if source == "squared" else sp.sqrt(eps)
+    return sp.powsimp(sp.expand_log(expression.subs(eps, replacement), force=True), force=True)
+
+
+def exponents(expression: sp.Expr) -> dict[sp.Symbol, sp.Rational]:
+    """Powers of the symbols of a monomial complexity (log factors and constants dropped)."""
+    powers: dict[sp.Symbol, sp.Rational] = {}
+    for factor in sp.Mul.make_args(sp.powsimp(expression, force=True)):
+        if factor.has(sp.log) or factor.is_number:
+            continue
+        for base, power in factor.as_powers_dict().items():
+            if isinstance(base, sp.Symbol):
+                powers[base] = powers.get(base, sp.Integer(0)) + sp.nsimplify(power)
+    return powers
+
+
+def log_factors(expression: sp.Expr) -> list[sp.Expr]:
+    """The log factors of a complexity (the tilde of O-tilde)."""
+    return [f for f in sp.Mul.make_args(expression) if f.has(sp.log)]
+
+
+def _cx(
+    id_: str,
+    paper: str,
+    key: str,
+    where: str,
+    statement: str,
+    expr: sp.Expr,
+    evidence: str,
+    convention: str,
+    oracle: str | None = None,
+    kind: str = "complexity",
+    **kw,
+) -> Entry:
+    return Entry(
+        id_,
+        paper,
+        key,
+        where,
+        kind,
+        statement,
+        expr,
+        evidence,
+        convention=convention,
+        oracle=oracle,
+        **kw,
+    )
+
+
+JI21 = ("Ji, Yang & Liang 2021", "ji2021bilevel")
+HUANG = ("Huang 2023 (MGBiO)", "huang2023momentum")
+JL23 = ("Ji & Liang 2023", "ji2023lower")
+SC_SC = ("strongly convex upper level", "strongly convex lower level")
+
+COMPLEXITIES: tuple[Entry, ...] = (
+    *(
+        _cx(
+            f"aid-bio/{o}",
+            *JI21,
+            "Thm (AID-BiO), spec 6.2",
+            f"AID-BiO {o} calls",
+            e,
+            "recall",
+            "squared",
+            o,
+            assumptions=("lower level mu-strongly convex", "smooth f, g"),
+        )
+        for o, e in (
+            ("Gc(f)", kappa**3 / eps),
+            ("Gc(g)", kappa**4 / eps),
+            ("JV", kappa**3 / eps),
+            ("HV", kappa ** sp.Rational(7, 2) / eps),
+        )
+    ),
+    *(
+        _cx(
+            f"itd-bio/{o}",
+            *JI21,
+            "Thm (ITD-BiO), spec 6.3",
+            f"ITD-BiO {o} calls",
+            e,
+            "recall",
+            "squared",
+            o,
+            assumptions=("lower level mu-strongly convex", "smooth f, g"),
+        )
+        for o, e in (
+            ("Gc(f)", kappa**3 / eps),
+            ("Gc(g)", kappa**4 / eps * sp.log(1 / eps)),
+            ("JV", kappa**4 / eps * sp.log(1 / eps)),
+            ("HV", kappa**4 / eps * sp.log(1 / eps)),
+        )
+    ),
+    *(
+        _cx(
+            f"stocbio/{o}",
+            *JI21,
+            "Thm (stocBiO), spec 6.4",
+            f"stocBiO {o} samples",
+            e,
+            "recall",
+            "squared",
+            o,
+            assumptions=("stochastic f, g", "lower level strongly convex"),
+        )
+        for o, e in (
+            ("Gc(F)", kappa**5 / eps**2),
+            ("Gc(G)", kappa**9 / eps**2),
+            ("JV", kappa**5 / eps**2),
+            ("HV", kappa**6 / eps**2 * sp.log(kappa / eps)),
+        )
+    ),
+    _cx(
+        "mgbio/gradients",
+        *HUANG,
+        "abstract, spec 3.1",
+        "MGBiO gradient complexity",
+        eps**-2,
+        "abs",
+        "norm",
+        "gradient",
+        assumptions=("lower level PL",),
+    ),
+    _cx(
+        "mgbio/previous-deterministic",
+        *HUANG,
+        "abstract (improvement by eps^-1), spec 3.1",
+        "previous best deterministic PL bilevel complexity",
+        eps**-3,
+        "abs",
+        "norm",
+        "gradient",
+        assumptions=("lower level PL",),
+    ),
+    _cx(
+        "msgbio/samples",
+        *HUANG,
+        "abstract, spec 3.1",
+        "MSGBiO sample complexity",
+        eps**-4 * sp.log(1 / eps),
+        "abs",
+        "norm",
+        "sample",
+        assumptions=("lower level PL",),
+    ),
+    _cx(
+        "vr-msgbio/samples",
+        *HUANG,
+        "abstract, spec 3.1",
+        "VR-MSGBiO sample complexity",
+        eps**-3 * sp.log(1 / eps),
+        "abs",
+        "norm",
+        "sample",
+        assumptions=("lower level PL",),
+    ),
+    _cx(
+        "lower-bound/sc-sc",
+        *JL23,
+        "abstract, spec 6.6",
+        "SC-SC lower bound (second-order oracles)",
+        1 / (sp.sqrt(mu_x) * mu_y) * sp.log(1 / eps),
+        "abs",
+        "norm",
+        "HV/JV",
+        kind="lower-bound",
+        assumptions=SC_SC,
+    ),
+    _cx(
+        "lower-bound/c-sc",
+        *JL23,
+        "abstract, spec 6.6",
+        "C-SC lower bound, regime 1/mu_y <= eps^-1.5",
+        1 / (sp.sqrt(eps) * mu_y) * sp.log(1 / eps),
+        "abs",
+        "norm",
+        "HV/JV",
+        kind="lower-bound",
+        assumptions=("convex upper level", "strongly convex lower"),
+    ),
+    _cx(
+        "lower-bound/nc-sc-chen-zhang",
+        "Chen & Zhang 2025 (later)",
+        "chen2025lower",
+        "abstract, spec 6.6 (later bound)",
+        "NC-SC lower bound (later work)",
+        kappa_y ** sp.Rational(5, 2) / eps**2,
+        "abs",
+        "norm",
+        "first-order",
+        kind="lower-bound",
+    ),
+    _cx(
+        "lower-bound/nc-sc-ji-2025",
+        "Ji 2025 (later)",
+        "ji2025lower",
+        "Thm 1, spec 6.6 (later bound)",
+        "NC-SC lower bound, first-order zero-respecting (later work)",
+        kappa ** sp.Rational(3, 2) / eps**2,
+        "text",
+        "norm",
+        "first-order",
+        kind="lower-bound",
+    ),
+    _cx(
+        "maml/steps",
+        "Ji, Yang & Liang 2022 (MAML)",
+        "ji2022maml",
+        "abstract, spec 6.7",
+        "multi-step MAML complexity grows linearly in the inner steps N",
+        N / eps**2,
+        "abs",
+        "squared",
+        "gradient",
+        assumptions=("inner step ~ 1/(N L)",),
+        notes="only the linear growth in N is sourced; the eps power is the nonconvex default",
+    ),
+)
+
+RATES: tuple[Entry, ...] = (
+    Entry(
+        "gd/contraction",
+        "spec 7.3, 7.12",
+        "spec",
+        "7.12",
+        "rate",
+        "GD (ITD) on a mu-strongly convex L-smooth quadratic contracts by max|1 - eta lambda|",
+        sp.Max(sp.Abs(1 - eta * mu), sp.Abs(1 - eta * L)),
+        "derived",
+        ("0 < eta < 2/L",),
+    ),
+    Entry(
+        "neumann/contraction",
+        "spec 7.4",
+        "spec",
+        "7.4",
+        "rate",
+        "the Neumann series error contracts like the GD iteration matrix",
+        sp.Max(sp.Abs(1 - eta * mu), sp.Abs(1 - eta * L)),
+        "derived",
+        ("0 < eta < 2/L",),
+    ),
+    Entry(
+        "cg/contraction",
+        "Hestenes & Stiefel 1952",
+        "hestenes1952",
+        "spec 7.6",
+        "rate",
+        "CG's error in the H-norm contracts by (sqrt(kappa) - 1)/(sqrt(kappa) + 1)",
+        (sp.sqrt(kappa) - 1) / (sp.sqrt(kappa) + 1),
+        "derived",
+    ),
+    Entry(
+        "gd/iterations-to-delta",
+        "spec 7.12",
+        "spec",
+        "7.12",
+        "rate",
+        "GD / Neumann steps (eta = 1/L) to bring C_0 below delta",
+        sp.ceiling(sp.log(C0 / delta) / -sp.log(1 - 1 / kappa)),
+        "derived",
+        ("delta < C_0",),
+    ),
+    Entry(
+        "cg/iterations-to-delta",
+        "spec 7.12",
+        "spec",
+        "7.12",
+        "rate",
+        "CG steps to bring 2 sqrt(kappa) C_0 rho^K below delta (an upper bound)",
+        sp.ceiling(
+            sp.log(2 * sp.sqrt(kappa) * C0 / delta)
+            / -sp.log((sp.sqrt(kappa) - 1) / (sp.sqrt(kappa) + 1))
+        ),
+        "derived",
+    ),
+    Entry(
+        "bda/aggregation-error",
+        "Liu et al. 2020 (BDA)",
+        "liu2020bda",
+        "spec 7.10",
+        "rate",
+        "BDA's aggregation error with alpha_k = a/(k+1): e_K / e_0 = prod_k (1 - a s_u/(k+1))",
+        sp.gamma(K + 1 - a * s_u) / (sp.gamma(1 - a * s_u) * sp.gamma(K + 1)),
+        "derived",
+        ("0 < a s_u < 1",),
+        notes="~ K^(-a s_u) / Gamma(1 - a s_u)",
+    ),
+    Entry(
+        "hyperobjective/smoothness",
+        *JI21,
+        "spec 6.1",
+        "rate",
+        "the hyper-objective is L_Phi-smooth with L_Phi = Theta(kappa^3)",
+        kappa**3,
+        "recall",
+    ),
+)
+
+ESTIMATORS: tuple[Entry, ...] = (
+    Entry(
+        "rt/finite-variance",
+        "Ghadimi & Wang 2018",
+        "ghadimi2018",
+        "spec 7.7, VERIFICATION.md 2",
+        "condition",
+        "randomized truncation with P(N >= q) = (1-p)^q has finite variance iff this is < 1",
+        (1 - eta * mu) ** 2 / (1 - p),
+        "derived",
+        ("eta <= 1/L",),
+    ),
+    Entry(
+        "stocbio/expectation-bias",
+        *JI21,
+        "spec 6.4, 7.7",
+        "estimator",
+        "stocBiO's Q+1-term Neumann sum with fresh batches has bias factor (1 - eta mu)^(Q+1)",
+        (1 - eta * mu) ** (q_level + 1),
+        "derived",
+        ("independent Hessian batches",),
+    ),
+)
+
+REGISTRY: tuple[Entry, ...] = (*COMPLEXITIES, *RATES, *ESTIMATORS)
+
+
+def get(entry_id: str) -> Entry:
+    for entry in REGISTRY:
+        if entry.id == entry_id:
+            return entry
+    raise KeyError(f"no registry entry {entry_id!r}; see bilevel claims")
+
+
+def in_convention(entry: Entry, convention: str) -> sp.Expr:
+    """The entry's complexity in the given stationarity convention."""
+    if entry.convention is None:
+        raise ValueError(f"{entry.id} is not a complexity")
+    return convert_convention(entry.expression, entry.convention, convention)
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+        ("^", r"\^{}"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def latex_table(entries: tuple[Entry, ...] = REGISTRY) -> str:
+    """A booktabs table: one row per entry, with the expression in math mode and a citation."""
+    lines = [
+        r"\begin{tabular}{llllll}",
+        r"\toprule",
+        r"id & expression & convention & evidence & source & statement \\",
+        r"\midrule",
+    ]
+    for e in entries:
+        source = rf"\cite{{{e.cite_key}}}, {_latex_escape(e.where)}"
+        lines.append(
+            rf"{_latex_escape(e.id)} & ${sp.latex(e.expression)}$ & {e.convention or '--'} & "
+            rf"[{e.evidence}] & {source} & {_latex_escape(e.statement)} \\"
+        )
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(entries: tuple[Entry, ...] = REGISTRY) -> str:
+    rows = [
+        "| id | expression | convention | evidence | source | statement |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        cells = (
+            e.id,
+            f"${sp.latex(e.expression)}$",
+            e.convention or "-",
+            f"[{e.evidence}]",
+            f"{e.paper}, {e.where}",
+            e.statement,
+        )
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,160 @@
+"""The theorem registry: conventions, exponents, and every [derived] entry against a direct
+numeric computation on random instances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bilevel.analysis import theorems as th
+from bilevel.analysis.theorems import REGISTRY, convert_convention, exponents, get
+
+
+@pytest.mark.parametrize("entry", [e for e in REGISTRY if e.convention], ids=lambda e: e.id)
+def test_convention_round_trip_is_the_identity(entry) -> None:
+    other = "norm" if entry.convention == "squared" else "squared"
+    there = convert_convention(entry.expression, entry.convention, other)
+    back = convert_convention(there, other, entry.convention)
+    assert sp.simplify(sp.expand_log(back - entry.expression, force=True)) == 0
+    if th.eps in entry.expression.free_symbols and entry.convention == "squared":
+        assert exponents(there)[th.eps] == 2 * exponents(entry.expression)[th.eps]
+
+
+def test_exponents_order_the_seeds_as_the_papers_claim() -> None:
+    inv = lambda e: -exponents(get(e).expression)[th.eps]  # noqa: E731  power of 1/eps
+    assert inv("vr-msgbio/samples") < inv("msgbio/samples")  # 3 < 4
+    assert inv("mgbio/gradients") < inv("mgbio/previous-deterministic")  # 2 < 3 (norm)
+    aid = th.in_convention(get("aid-bio/Gc(g)"), "norm")
+    assert exponents(aid) == {th.kappa: 4, th.eps: -2}  # Chen & Zhang's kappa^4 eps^-2 reading
+    assert exponents(get("stocbio/HV").expression)[th.kappa] == 6
+    assert th.log_factors(get("stocbio/HV").expression) and not th.log_factors(aid)
+    assert exponents(get("maml/steps").expression)[th.N] == 1
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), dim=st.integers(2, 8))
+def test_gd_contraction_is_the_spectral_radius(seed: int, dim: int) -> None:
+    rng = np.random.default_rng(seed)
+    lam = np.sort(rng.uniform(0.1, 10.0, dim))
+    q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    A = (q * lam) @ q.T
+    step = rng.uniform(0.01, 1.9 / lam[-1])
+    predicted = float(
+        get("gd/contraction").expression.subs({th.eta: step, th.mu: lam[0], th.L: lam[-1]})
+    )
+    measured = max(abs(np.linalg.eigvals(np.eye(dim) - step * A)))
+    assert abs(predicted - measured) <= 1e-12 * max(1.0, measured)
+
+
+@pytest.mark.parametrize("kappa", [2.0, 10.0, 100.0, 1000.0])
+@pytest.mark.parametrize("ratio", [1e-3, 1e-8])
+def test_gd_iterations_to_delta_against_running_gd(kappa: float, ratio: float) -> None:
+    """On the slowest mode (lambda = mu = 1, L = kappa, eta = 1/L) GD's error is exactly
+    C_0 (1 - 1/kappa)^T: the formula's T is the first step with error <= delta."""
+    c0, target = 3.0, 3.0 * ratio
+    T = int(
+        get("gd/iterations-to-delta").expression.subs(
+            {th.C0: c0, th.delta: target, th.kappa: kappa}
+        )
+    )
+    error, steps = c0, 0
+    while error > target:
+        error *= 1 - 1 / kappa
+        steps += 1
+    assert T == steps
+
+
+@pytest.mark.parametrize("kappa", [10.0, 100.0, 1e4])
+def test_cg_iterations_to_delta_bounds_running_cg(kappa: float) -> None:
+    """The CG formula is an upper bound: CG on a Chebyshev spectrum (its worst case) reaches
+    ||v_K - v*||_H <= delta in at most that many steps, and needs at least a third of them."""
+    n, rng = 3000, np.random.default_rng(0)
+    i = np.arange(1, n + 1)
+    lam = (kappa + 1) / 2 + (kappa - 1) / 2 * np.cos(np.pi * (2 * i - 1) / (2 * n))
+    b = rng.standard_normal(n)
+    v_star = b / lam
+    h_norm = lambda e: math.sqrt(float(e @ (lam * e)))  # noqa: E731
+    c0, target = h_norm(v_star), 1e-8 * h_norm(v_star)
+    bound = int(
+        get("cg/iterations-to-delta").expression.subs(
+            {th.C0: c0, th.delta: target, th.kappa: kappa}
+        )
+    )
+    v, r = np.zeros(n), b.copy()
+    direction, steps = r.copy(), 0
+    while h_norm(v - v_star) > target:
+        Ap = lam * direction
+        alpha = (r @ r) / (direction @ Ap)
+        v, r_new = v + alpha * direction, r - alpha * Ap
+        direction = r_new + (r_new @ r_new) / (r @ r) * direction
+        r, steps = r_new, steps + 1
+    assert bound / 3 <= steps <= bound
+
+
+@settings(max_examples=20, deadline=None)
+@given(a_s=st.floats(0.05, 0.95), K=st.integers(1, 400))
+def test_bda_gamma_formula_equals_the_recursion(a_s: float, K: int) -> None:
+    entry = get("bda/aggregation-error").expression
+    predicted = float(entry.subs({th.a: a_s, th.s_u: 1, th.K: K}).evalf(30))
+    product = float(np.prod([1 - a_s / (k + 1) for k in range(K)]))
+    assert abs(predicted - product) <= 1e-12 * product
+
+
+@pytest.mark.parametrize(("rho", "p", "finite"), [(0.8, 0.3, True), (0.9, 0.3, False)])
+def test_rt_variance_condition_against_the_second_moment(rho, p, finite) -> None:
+    """1-D: estimate(n) = eta b sum_{q<=n} (rho/(1-p))^q, P(N = n) = p (1-p)^n; the partial sums
+    of E[estimate^2] converge iff rho^2/(1-p) < 1 (the registry's condition)."""
+    condition = float(
+        get("rt/finite-variance").expression.subs({th.eta: 1.0, th.mu: 1 - rho, th.p: p})
+    )
+    assert (condition < 1) is finite
+    r = rho / (1 - p)
+
+    def log_term(n: int) -> float:  # log of P(N = n) estimate(n)^2, estimate(n) = (r^(n+1)-1)/(r-1)
+        log_estimate = (
+            math.log(abs(r ** (n + 1) - 1) / abs(r - 1))
+            if n < 600
+            else ((n + 1) * math.log(r) - math.log(r - 1) if r > 1 else -math.log(1 - r))
+        )
+        return math.log(p) + n * math.log(1 - p) + 2 * log_estimate
+
+    # the series' terms vanish geometrically iff finite; otherwise they grow without bound
+    assert (log_term(3000) < math.log(1e-12)) is finite
+    assert (log_term(3000) > log_term(1500) > 0) is not finite
+
+
+def test_stocbio_bias_factor_by_enumeration() -> None:
+    """1-D, Hessian batches h in {0.5, 1.5} equally likely (mean 1): E[v_Q] from all 2^Q draws
+    equals (1 - (1 - eta)^(Q+1)) b, i.e. bias factor (1 - eta mu)^(Q+1) with mu = mean h."""
+    import itertools
+
+    eta, b, Q = 0.4, 1.0, 6
+    total = 0.0
+    for draw in itertools.product((0.5, 1.5), repeat=Q):
+        s = b
+        for h in draw:
+            s = b + (1 - eta * h) * s
+        total += eta * s / 2**Q
+    factor = float(
+        get("stocbio/expectation-bias").expression.subs({th.eta: eta, th.mu: 1.0, th.q_level: Q})
+    )
+    assert abs(total - (1 - factor) * b) <= 1e-14
+
+
+def test_latex_and_markdown_tables_render() -> None:
+    from matplotlib.mathtext import MathTextParser
+
+    latex = th.latex_table()
+    rows = [line for line in latex.splitlines() if line.endswith(r"\\")]
+    assert latex.startswith(r"\begin{tabular}") and r"\toprule" in latex and r"\bottomrule" in latex
+    assert len(rows) == 1 + len(REGISTRY) and all(r.count(" & ") == 5 for r in rows)
+    parser = MathTextParser("path")
+    for entry in REGISTRY:  # every expression parses as TeX math (matplotlib's mathtext)
+        parser.parse(f"${sp.latex(entry.expression)}$")
+    markdown = th.markdown_table().splitlines()
+    assert len(markdown) == 2 + len(REGISTRY) and all(m.count("|") >= 7 for m in markdown)
