@@ -513,6 +513,35 @@ class QuadraticBilevel:
         bound = (k.norm_S + k.norm_B * k.norm_P / k.mu) * norm2(self._g_star) / gap
         return self._emit_scalar(bound, backend, (self.x,))
 
+    def gda_iteration(
+        self, lam: Any, eta_x: Any, eta_y: Any, eta_z: Any
+    ) -> tuple[sp.Matrix, sp.Matrix]:
+        """Simultaneous GDA on L_lam = f(x, y) + lam [g(x, y) - g(x, z)] as w' = M w + m.
+
+        w = (x, y, z); descent in x and y, ascent in z (spec 2.3-2.4(b)):
+        x' = x - eta_x grad_x L, y' = y - eta_y grad_y L, z' = z + eta_z grad_z L, with
+        grad_x L = R x + r + (S - lam B^T) y + lam B^T z, grad_y L = (S^T - lam B) x +
+        (P + lam A) y + p - lam c and grad_z L = -lam (A z - B x - c). GDA converges linearly
+        from every start exactly when the spectral radius of M is below 1.
+        """
+        lam = self._check_lambda(lam)
+        steps = [
+            check_positive_scalar(e, n)
+            for e, n in ((eta_x, "eta_x"), (eta_y, "eta_y"), (eta_z, "eta_z"))
+        ]
+        dx, dy = self.d_x, self.d_y
+        zero_yz = sp.zeros(dy, dy)
+        G = sp.BlockMatrix(
+            [
+                [self.R, self.S - lam * self.B.T, lam * self.B.T],
+                [self.S.T - lam * self.B, self.P + lam * self.A, zero_yz],
+                [-lam * self.B, zero_yz, lam * self.A],
+            ]
+        ).as_explicit()
+        const = sp.Matrix.vstack(self.r, self.p - lam * self.c, -lam * self.c)
+        D = sp.diag(*([steps[0]] * dx + [steps[1]] * dy + [steps[2]] * dy))
+        return sp.eye(dx + 2 * dy) - D * G, -D * const
+
     def prove_itd_neumann_identity(self, T: int, alpha: Any, y0: Any = None) -> bool:
         """Prove ITD(T, alpha) from y0 == Neumann(T terms, eta = alpha) at y_T (spec 7.5)."""
         T = check_nonnegative_int(T, "T")

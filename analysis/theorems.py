@@ -22,6 +22,12 @@ kappa, eps, delta, N = sp.symbols("kappa epsilon delta N", positive=True)
 mu, L, eta, p, q_level = sp.symbols("mu L eta p q", positive=True)
 mu_x, mu_y, kappa_y = sp.symbols("mu_x mu_y kappa_y", positive=True)
 C0, K, a, s_u = sp.symbols("C_0 K a s_u", positive=True)
+lam = sp.Symbol("lambda", positive=True)
+V2, D2, C_det, C_rnd = sp.symbols("V^2 D^2 C_det C_rnd", positive=True)
+d_x, d_y = sp.symbols("d_x d_y", integer=True, positive=True)
+A_m, P_m = sp.MatrixSymbol("A", d_y, d_y), sp.MatrixSymbol("P", d_y, d_y)
+B_m, S_m = sp.MatrixSymbol("B", d_y, d_x), sp.MatrixSymbol("S", d_x, d_y)
+g_star = sp.MatrixSymbol("g^*", d_y, 1)  # grad_y f at (x, y*(x))
 
 EVIDENCE = ("abs", "code", "derived", "recall", "substitute", "text")
 CONVENTIONS = ("squared", "norm")
@@ -381,6 +387,77 @@ ESTIMATORS: tuple[Entry, ...] = (
         (1 - eta * mu) ** (q_level + 1),
         "derived",
         ("independent Hessian batches",),
+    ),
+)
+
+UFOM = ("Debiasing a first-order heuristic (UFOM)", "ufom")
+#: the toy script's q*: the root in (0, 1) of 2 C_rnd (V^2 - D^2) q^2 + C_rnd D^2 q - C_det D^2
+UFOM_Q_STAR = (-C_rnd * D2 + sp.sqrt(C_rnd**2 * D2**2 + 8 * C_rnd * (V2 - D2) * C_det * D2)) / (
+    4 * C_rnd * (V2 - D2)
+)
+
+ESTIMATORS += (
+    Entry(
+        "fo-itd/bias",
+        "spec 7.3",
+        "spec",
+        "7.3",
+        "estimator",
+        "FO-ITD (Jacobian dropped) keeps the bias -B^T A^-1 g* whatever T",
+        -B_m.T * A_m.I * g_star,
+        "derived",
+        ("quadratic instance (spec 7.1)",),
+    ),
+    Entry(
+        "penalty/leading-bias",
+        "Minimax reformulation (MinimaxOPT)",
+        "minimaxopt",
+        "spec 7.8",
+        "estimator",
+        "the penalty / minimax hypergradient's bias, to first order in 1/lambda",
+        -(S_m * A_m.I + B_m.T * A_m.I * P_m * A_m.I) * g_star / lam,
+        "derived",
+        ("quadratic instance", "P + lambda A positive definite"),
+    ),
+    Entry(
+        "ufom/second-moment",
+        *UFOM,
+        "spec 4.2, 7.9",
+        "estimator",
+        "UFOM's second moment: ||g_ex||^2 + (1/q - 1) ||g_ex - g_FO||^2 (V^2, D^2 their sups)",
+        V2 + (1 / q_level - 1) * D2,
+        "derived",
+        ("xi ~ Bernoulli(q)",),
+    ),
+    Entry(
+        "ufom/cost-times-deviation",
+        *UFOM,
+        "spec 4.3 (toy.py)",
+        "estimator",
+        "expected cost per step times the root second moment, minimised by q*",
+        (C_det + q_level * C_rnd) * sp.sqrt(V2 + (1 / q_level - 1) * D2),
+        "derived",
+    ),
+    Entry(
+        "ufom/optimal-q",
+        *UFOM,
+        "spec 4.3 (toy.py simulate_bounds)",
+        "estimator",
+        "q* in (0, 1) when D^2 < 2 C_rnd V^2 / (C_det + C_rnd), else 1",
+        UFOM_Q_STAR,
+        "code",
+    ),
+    Entry(
+        "gda/linear-convergence",
+        "Minimax reformulation (MinimaxOPT)",
+        "minimaxopt",
+        "spec 2.4(b)",
+        "condition",
+        "simultaneous GDA at fixed lambda converges linearly iff rho(M_GDA) < 1 "
+        "(QuadraticBilevel.gda_iteration builds M_GDA)",
+        sp.Function("rho")(sp.Symbol("M_GDA")),
+        "derived",
+        ("quadratic instance",),
     ),
 )
 

@@ -158,3 +158,126 @@ def test_latex_and_markdown_tables_render() -> None:
         parser.parse(f"${sp.latex(entry.expression)}$")
     markdown = th.markdown_table().splitlines()
     assert len(markdown) == 2 + len(REGISTRY) and all(m.count("|") >= 7 for m in markdown)
+
+
+def _numeric_blocks(inst):
+    b = inst.as_numpy()
+    x = np.linspace(-1.0, 1.0, inst.d_x)
+    y_star = np.asarray(inst.inner_solution("numpy")(x), dtype=float).ravel()
+    g_star = b["P"] @ y_star + b["p"] + b["S"].T @ x
+    subs = {
+        th.A_m: sp.Matrix(b["A"]),
+        th.B_m: sp.Matrix(b["B"]),
+        th.S_m: sp.Matrix(b["S"]),
+        th.P_m: sp.Matrix(b["P"]),
+        th.g_star: sp.Matrix(g_star),
+        th.d_x: inst.d_x,
+        th.d_y: inst.d_y,
+    }
+    return b, x, y_star, subs
+
+
+def _evaluate(expression, subs) -> np.ndarray:
+    return np.array(sp.N(expression.subs(subs).doit()), dtype=float).ravel()
+
+
+def test_fo_itd_bias_matches_the_first_order_error_at_the_solution() -> None:
+    from bilevel.analysis import QuadraticBilevel
+
+    inst = QuadraticBilevel.random(d_x=2, d_y=3, kappa=10.0, seed=7)
+    _, x, y_star, subs = _numeric_blocks(inst)
+    predicted = _evaluate(get("fo-itd/bias").expression, subs)
+    measured = np.asarray(inst.first_order_error(y_star, backend="numpy")(x), dtype=float).ravel()
+    assert np.allclose(predicted, measured, rtol=1e-10, atol=1e-12)
+    assert np.linalg.norm(predicted) > 1e-3  # a bias that T cannot remove
+
+
+def test_penalty_leading_bias_is_the_first_order_term() -> None:
+    """lam * (exact bias) - lam * (leading term) = O(1/lam): it shrinks tenfold per decade."""
+    from bilevel.analysis import QuadraticBilevel
+
+    inst = QuadraticBilevel.random(d_x=2, d_y=3, kappa=10.0, seed=8)
+    _, x, _, subs = _numeric_blocks(inst)
+    gaps = []
+    for lam in (1e3, 1e4, 1e5):
+        leading = _evaluate(get("penalty/leading-bias").expression, {**subs, th.lam: lam})
+        exact = np.asarray(inst.penalty_error(lam, backend="numpy")(x), dtype=float).ravel()
+        gaps.append(lam * np.linalg.norm(exact - leading))
+    assert 8 < gaps[0] / gaps[1] < 12 and 8 < gaps[1] / gaps[2] < 12
+
+
+def test_ufom_second_moment_by_enumerating_the_switch() -> None:
+    rng = np.random.default_rng(3)
+    g_ex, g_fo = rng.standard_normal(4), rng.standard_normal(4)
+    for q in (0.1, 0.5, 1.0):
+        second = (1 - q) * np.sum(g_fo**2) + q * np.sum((g_fo + (g_ex - g_fo) / q) ** 2)
+        mean = (1 - q) * g_fo + q * (g_fo + (g_ex - g_fo) / q)
+        predicted = float(
+            get("ufom/second-moment").expression.subs(
+                {th.V2: np.sum(g_ex**2), th.D2: np.sum((g_ex - g_fo) ** 2), th.q_level: q}
+            )
+        )
+        assert np.allclose(mean, g_ex) and abs(second - predicted) <= 1e-12 * second
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    c_det=st.floats(1, 20),
+    c_rnd=st.floats(1, 60),
+    v2=st.floats(0.1, 10),
+    share=st.floats(0.01, 0.99),
+)
+def test_ufom_q_star_minimises_the_cost_deviation_product(c_det, c_rnd, v2, share) -> None:
+    from scipy.optimize import minimize_scalar
+
+    d2 = share * 2 * c_rnd * v2 / (c_det + c_rnd)  # interior regime: q* < 1
+    values = {th.C_det: c_det, th.C_rnd: c_rnd, th.V2: v2, th.D2: d2}
+    q_star = float(get("ufom/optimal-q").expression.subs(values))
+    objective = sp.lambdify(th.q_level, get("ufom/cost-times-deviation").expression.subs(values))
+    numeric = minimize_scalar(
+        objective, bounds=(1e-9, 1.0), method="bounded", options={"xatol": 1e-12}
+    ).x
+    assert 0 < q_star < 1 and abs(q_star - numeric) <= 1e-5
+
+
+def _gda_step(b, lam, etas, w, dx, dy):
+    """One simultaneous GDA step written from the gradients of L (independent of M)."""
+    x, y, z = w[:dx], w[dx : dx + dy], w[dx + dy :]
+    gx = b["R"] @ x + b["r"] + b["S"] @ y + lam * (-b["B"].T @ y + b["B"].T @ z)
+    gy = b["P"] @ y + b["p"] + b["S"].T @ x + lam * (b["A"] @ y - b["B"] @ x - b["c"])
+    gz_ascent = -lam * (b["A"] @ z - b["B"] @ x - b["c"])
+    return np.concatenate([x - etas[0] * gx, y - etas[1] * gy, z + etas[2] * gz_ascent])
+
+
+@pytest.mark.parametrize("eta_scale", [0.5, 2.5])
+def test_gda_iteration_matrix_and_its_stability(eta_scale: float) -> None:
+    """M from the analysis equals the Jacobian of an independent GDA step, and rho(M) < 1
+    exactly when GDA from a random start approaches the fixed point."""
+    from bilevel.analysis import QuadraticBilevel
+
+    inst = QuadraticBilevel.random(d_x=2, d_y=2, kappa=4.0, seed=5)
+    b = {
+        k: v.astype(float).reshape(v.shape[0], -1).squeeze(-1)
+        if v.ndim == 2 and v.shape[1] == 1
+        else v.astype(float)
+        for k, v in inst.as_numpy().items()
+    }
+    lam = 5.0
+    L_block = float(np.linalg.eigvalsh(b["P"] + lam * b["A"]).max())
+    etas = (0.01, eta_scale / L_block, eta_scale / (lam * float(inst.constants.L)))
+    M, m = inst.gda_iteration(lam, *etas)
+    M, m = np.array(M, dtype=float), np.array(m, dtype=float).ravel()
+    n = inst.d_x + 2 * inst.d_y
+    w0 = np.random.default_rng(0).standard_normal(n)
+    step = lambda w: _gda_step(b, lam, etas, w, inst.d_x, inst.d_y)  # noqa: E731
+    jac = np.column_stack([step(np.eye(n)[i]) - step(np.zeros(n)) for i in range(n)])
+    assert np.allclose(jac, M, atol=1e-12) and np.allclose(step(np.zeros(n)), m, atol=1e-12)
+    rho = max(abs(np.linalg.eigvals(M)))
+    fixed = np.linalg.solve(np.eye(n) - M, m)
+    w = w0
+    for _ in range(12_000):  # rho = 0.9976 in the stable case: 0.9976^12000 ~ 1e-13
+        w = step(w)
+        if np.linalg.norm(w) > 1e8:
+            break
+    converged = bool(np.linalg.norm(w - fixed) < 1e-6 * np.linalg.norm(w0 - fixed))
+    assert bool(rho < 1) is converged and (eta_scale < 1) is converged
