@@ -461,6 +461,76 @@ ESTIMATORS += (
     ),
 )
 
+alpha, r_steps, M_ref = sp.symbols("alpha r M", positive=True)
+a_1, a_2, b_1, b_2 = sp.symbols("a_1 a_2 b_1 b_2", positive=True)
+tau_, rho_hess, M_f = sp.symbols("tau rho_H M_f", positive=True)
+L_Phi = L + (2 * L**2 + tau_ * M_f**2) / mu + (rho_hess * L * M_f + L**3 + tau_ * M_f * L) / mu**2
+L_Phi += rho_hess * L**2 * M_f / mu**3
+
+
+def _toy_stationary(power: sp.Expr) -> sp.Expr:
+    weights = [(1 - alpha * ai) ** power for ai in (a_1, a_2)]
+    return (weights[0] * b_1 + weights[1] * b_2) / (weights[0] * a_1 + weights[1] * a_2)
+
+
+ESTIMATORS += (
+    Entry(
+        "stocbio/reference-code-sum",
+        *JI21,
+        "spec 6.4 (official stocBiO.py)",
+        "estimator",
+        "the official code's single-batch sum eta M^Q v0 + sum_{k=1}^Q M^k v0, M = 1 - eta h "
+        "(scalar form), which tends to v0/(eta h) - v0, not v0/h",
+        eta * M_ref**q_level + M_ref * (1 - M_ref**q_level) / (1 - M_ref),
+        "derived",
+        ("one Hessian batch reused",),
+        notes="times v0; M = 1 - eta h",
+    ),
+    Entry(
+        "maml/exact-stationary-point",
+        *UFOM,
+        "spec 7.9 (1-D toy)",
+        "estimator",
+        "MAML's stationary point of the two-task 1-D toy with r inner steps",
+        _toy_stationary(2 * r_steps),
+        "derived",
+        ("two tasks, probability 1/2 each",),
+    ),
+    Entry(
+        "fom/stationary-point",
+        *UFOM,
+        "spec 7.9 (1-D toy)",
+        "estimator",
+        "FOM's fixed point of the same toy: different unless the tasks are homogeneous",
+        _toy_stationary(r_steps),
+        "derived",
+        ("two tasks, probability 1/2 each",),
+    ),
+    Entry(
+        "anil/cheaper-than-maml",
+        "Ji et al. 2020 (ANIL)",
+        "ji2020anil",
+        "abstract, spec 6.7",
+        "condition",
+        "ANIL's complexity is below MAML's (gradient and second-order calls)",
+        sp.StrictLessThan(sp.Symbol("C_ANIL"), sp.Symbol("C_MAML")),
+        "abs",
+    ),
+)
+
+RATES += (
+    Entry(
+        "hyperobjective/smoothness-constant",
+        *JI21,
+        "spec 6.1",
+        "rate",
+        "L_Phi in terms of L, M (bound on grad_y f), rho (Hessian Lipschitz), tau, mu",
+        L_Phi,
+        "recall",
+        ("lower level mu-strongly convex", "Lipschitz Hessians"),
+    ),
+)
+
 REGISTRY: tuple[Entry, ...] = (*COMPLEXITIES, *RATES, *ESTIMATORS)
 
 

@@ -281,3 +281,38 @@ def test_gda_iteration_matrix_and_its_stability(eta_scale: float) -> None:
             break
     converged = bool(np.linalg.norm(w - fixed) < 1e-6 * np.linalg.norm(w0 - fixed))
     assert bool(rho < 1) is converged and (eta_scale < 1) is converged
+
+
+def test_smoothness_constant_is_cubic_in_kappa() -> None:
+    """L_Phi (spec 6.1) with mu = L / kappa and the other constants fixed has degree 3 in kappa,
+    the Theta(kappa^3) of the registry's [recall] entry."""
+    expr = get("hyperobjective/smoothness-constant").expression.subs(th.mu, th.L / th.kappa)
+    assert sp.degree(sp.expand(expr), th.kappa) == 3
+    assert exponents(get("hyperobjective/smoothness").expression)[th.kappa] == 3
+
+
+@pytest.mark.parametrize(("h", "Q"), [(1.0, 5), (2.0, 40)])
+def test_stocbio_reference_code_sum_by_direct_summation(h: float, Q: int) -> None:
+    eta = 0.3
+    M = 1 - eta * h
+    direct = eta * M**Q + sum(M**k for k in range(1, Q + 1))
+    predicted = float(
+        get("stocbio/reference-code-sum").expression.subs({th.eta: eta, th.M_ref: M, th.q_level: Q})
+    )
+    assert abs(direct - predicted) <= 1e-12 * abs(direct)
+    if Q == 40:  # the limit 1/(eta h) - 1, not the paper's 1/h
+        assert abs(predicted - (1 / (eta * h) - 1)) < 1e-6 and abs(predicted - 1 / h) > 0.1
+
+
+def test_maml_and_fom_stationary_points_solve_their_mean_directions() -> None:
+    """1-D toy: theta* zeroes (1/2) sum (1 - alpha a_i)^(2r) (a_i theta - b_i), theta_FO zeroes
+    the same with power r (spec 7.9); they differ for heterogeneous tasks."""
+    values = {th.alpha: 0.1, th.r_steps: 3, th.a_1: 1.0, th.a_2: 4.0, th.b_1: 2.0, th.b_2: -1.0}
+    for entry_id, power in (("maml/exact-stationary-point", 6), ("fom/stationary-point", 3)):
+        theta = float(get(entry_id).expression.subs(values))
+        direction = sum(
+            (1 - 0.1 * ai) ** power * (ai * theta - bi) for ai, bi in ((1.0, 2.0), (4.0, -1.0))
+        )
+        assert abs(direction) < 1e-12
+    exact = float(get("maml/exact-stationary-point").expression.subs(values))
+    assert abs(exact - float(get("fom/stationary-point").expression.subs(values))) > 0.05
