@@ -475,6 +475,16 @@ def _toy_stationary(power: sp.Expr) -> sp.Expr:
 
 ESTIMATORS += (
     Entry(
+        "ufom/expected-cost",
+        *UFOM,
+        "spec 4.2 (commands.py budget)",
+        "estimator",
+        "UFOM's expected cost per meta-step: C_det + q C_rnd gradient calls",
+        C_det + q_level * C_rnd,
+        "code",
+        ("C_det = r + 1, C_rnd = r(r-1)/2 + r",),
+    ),
+    Entry(
         "stocbio/reference-code-sum",
         *JI21,
         "spec 6.4 (official stocBiO.py)",
@@ -519,6 +529,17 @@ ESTIMATORS += (
 )
 
 RATES += (
+    Entry(
+        "bda/aggregation-rate",
+        "Liu et al. 2020 (BDA)",
+        "liu2020bda",
+        "spec 7.10",
+        "rate",
+        "asymptotically e_K / e_0 ~ K^(-a s_u) / Gamma(1 - a s_u): sublinear",
+        K ** (-a * s_u) / sp.gamma(1 - a * s_u),
+        "derived",
+        ("0 < a s_u < 1",),
+    ),
     Entry(
         "hyperobjective/smoothness-constant",
         *JI21,

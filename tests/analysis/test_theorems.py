@@ -316,3 +316,55 @@ def test_maml_and_fom_stationary_points_solve_their_mean_directions() -> None:
         assert abs(direction) < 1e-12
     exact = float(get("maml/exact-stationary-point").expression.subs(values))
     assert abs(exact - float(get("fom/stationary-point").expression.subs(values))) > 0.05
+
+
+@pytest.mark.parametrize("entry_id", ["gd/contraction", "neumann/contraction"])
+def test_neumann_and_gd_share_the_iteration_matrix(entry_id: str) -> None:
+    """The Neumann error after Q terms is (I - eta A)^Q A^-1 b: its decay factor per term is the
+    spectral radius of I - eta A, the same expression as GD's."""
+    rng = np.random.default_rng(11)
+    lam = np.array([0.5, 2.0, 5.0])
+    b, step = rng.standard_normal(3), 0.3
+    errors = [np.linalg.norm(((1 - step * lam) ** Q) * b / lam) for Q in (200, 201)]
+    predicted = float(get(entry_id).expression.subs({th.eta: step, th.mu: 0.5, th.L: 5.0}))
+    assert abs(errors[1] / errors[0] - predicted) < 1e-12
+
+
+def test_cg_contraction_bounds_cg_and_is_nearly_tight_on_chebyshev_spectra() -> None:
+    kappa, n = 400.0, 4000
+    i = np.arange(1, n + 1)
+    lam = (kappa + 1) / 2 + (kappa - 1) / 2 * np.cos(np.pi * (2 * i - 1) / (2 * n))
+    b = np.ones(n)
+    v_star = b / lam
+    h = lambda e: math.sqrt(float(e @ (lam * e)))  # noqa: E731
+    rho = float(get("cg/contraction").expression.subs(th.kappa, kappa))
+    v, r = np.zeros(n), b.copy()
+    direction, ratios = r.copy(), []
+    for k in range(1, 61):
+        Ap = lam * direction
+        alpha = (r @ r) / (direction @ Ap)
+        v, r_new = v + alpha * direction, r - alpha * Ap
+        direction = r_new + (r_new @ r_new) / (r @ r) * direction
+        r = r_new
+        ratios.append(h(v - v_star) / (2 * rho**k * h(v_star)))
+    assert max(ratios) <= 1 + 1e-9 and max(ratios[-10:]) > 0.1  # a bound, and nearly tight
+
+
+def test_bda_asymptotic_rate() -> None:
+    exact, asymptotic = get("bda/aggregation-error").expression, get("bda/aggregation-rate")
+    values = {th.a: 0.6, th.s_u: 1.0}
+    ratios = [
+        float((exact / asymptotic.expression).subs({**values, th.K: k}).evalf(30))
+        for k in (10, 1000, 100000)
+    ]
+    assert abs(ratios[-1] - 1) < 1e-4 and abs(ratios[-1] - 1) < abs(ratios[0] - 1)
+
+
+def test_ufom_expected_cost_matches_the_budget_normalisation() -> None:
+    """commands.py: meta_iters = 100000 * 45 / (9 + 36 q) for r = 8, i.e. C_det + q C_rnd with
+    C_det = r + 1 = 9 and C_rnd = r(r-1)/2 + r = 36 (spec 4.2)."""
+    r = 8
+    cost = get("ufom/expected-cost").expression.subs(
+        {th.C_det: r + 1, th.C_rnd: r * (r - 1) // 2 + r}
+    )
+    assert sp.simplify(cost - (9 + 36 * th.q_level)) == 0
