@@ -11,6 +11,9 @@ A ``Claim`` says what a paper predicts and how to measure it:
   one run); it is looked up by the claim's id inside the worker, so claims need no pickling;
 - ``judge``: ``(params list, measurement list) -> Verdict``, which applies a comparator of
   ``bilevel.proofs_checks.comparators`` / ``.rates`` to all the runs together;
+- ``registry``: ids of the ``bilevel.analysis.theorems`` entries the prediction rests on; their
+  evidence tags ([abs], [derived], [recall], ...) are printed in the report's ``evidence``
+  column, so a reader sees which predictions are a paper's text and which are reconstructions;
 - ``expect``: ``"holds"``, or ``"fails"`` for a claim that must be refuted (a known-biased
   estimator called unbiased, a non-convergent method called convergent): the report passes it
   only if the comparator rejects it.
@@ -49,12 +52,19 @@ class Claim:
     judge: Callable[[list[Params], list[Measurement]], Verdict]
     grids: dict[str, list[Params]] = field(default_factory=dict)
     expect: str = "holds"
+    registry: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.expect not in EXPECTATIONS:
             raise ValueError(f"claim {self.id}: expect must be one of {EXPECTATIONS}")
         if "quick" not in self.grids or not self.grids["quick"]:
             raise ValueError(f"claim {self.id}: needs a non-empty 'quick' grid")
+
+    def evidence(self) -> str:
+        """ "entry [tag]; ..." for the registry entries cited (raises on an unknown id)."""
+        from bilevel.analysis.theorems import get
+
+        return "; ".join(f"{i} [{get(i).evidence}]" for i in self.registry)
 
     def runs(self, grid: str) -> list[Params]:
         """The parameter dicts of ``grid`` (a claim without a ``full`` grid reuses ``quick``)."""

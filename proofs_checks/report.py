@@ -25,6 +25,10 @@ _ROW_FIELDS: dict[str, dict[str, Any]] = {
     "source": {"type": "string", "description": "paper, theorem or equation"},
     "statement": {"type": "string", "description": "the prediction in words"},
     "expect": {"enum": ["holds", "fails"], "description": "what the claim must do to pass"},
+    "evidence": {
+        "type": "string",
+        "description": "theorem-registry entries behind the prediction, with evidence tags",
+    },
     "predicted": {"type": "string", "description": "the predicted value or form"},
     "measured": {"type": "string", "description": "the measurement, or the refutation"},
     "interval": {"type": "string", "description": "confidence interval, when one is defined"},
@@ -57,13 +61,24 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
-COLUMNS = ("claim", "source", "predicted", "measured", "interval", "expect", "verdict", "seconds")
+COLUMNS = (
+    "claim",
+    "source",
+    "evidence",
+    "predicted",
+    "measured",
+    "interval",
+    "expect",
+    "verdict",
+    "seconds",
+)
 
 
 def _row(result: ClaimResult) -> tuple[str, ...]:
     return (
         result.id,
         result.source,
+        result.evidence,
         result.predicted,
         result.measured,
         result.interval,

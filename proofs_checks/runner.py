@@ -43,6 +43,7 @@ class ClaimResult:
     source: str
     statement: str
     expect: str
+    evidence: str  # registry entries cited, with their evidence tags
     predicted: str
     measured: str
     interval: str
@@ -198,6 +199,7 @@ def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> Cla
         claim.source,
         claim.statement,
         claim.expect,
+        claim.evidence(),
         verdict.predicted,
         verdict.measured,
         verdict.interval,

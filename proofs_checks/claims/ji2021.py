@@ -201,6 +201,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="AID-Neumann error decays like (1 - eta mu)^Q and obeys its bound",
         measure=measure_neumann_rate,
         judge=judge_neumann_rate,
+        registry=("neumann/contraction",),
         grids={
             "quick": [{"kappa": k, "seed": 0, "d_y": 5} for k in (10.0, 100.0)],
             "full": [
@@ -214,6 +215,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="AID-CG error obeys its bound at every K",
         measure=measure_cg_bound,
         judge=judge_cg_bound,
+        registry=("cg/contraction",),
         grids={
             "quick": [{"kappa": k, "seed": s, "d_y": 5} for k in (10.0, 1e4) for s in (0, 1)],
             "full": [
@@ -229,6 +231,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="CG needs O(sqrt(kappa) log(1/eps)) HVPs",
         measure=measure_cg_complexity,
         judge=_judge_exponent(0.5, 1.0),
+        registry=("cg/iterations-to-delta", "aid-bio/HV"),
         grids={
             "quick": [{"kappa": k, "n": 20_000, "seed": 0} for k in (1e2, 1e3, 1e4)],
             "full": [
@@ -242,6 +245,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="the Neumann series needs O(kappa log(1/eps)) HVPs",
         measure=measure_neumann_complexity,
         judge=_judge_exponent(1.0, 0.5),
+        registry=("gd/iterations-to-delta",),
         grids={
             "quick": [{"kappa": k, "n": 2_000, "seed": 0} for k in (10.0, 30.0, 100.0, 300.0)],
             "full": [{"kappa": float(k), "n": 2_000, "seed": 0} for k in np.geomspace(10, 3000, 6)],

@@ -155,6 +155,9 @@ def _ztest_claim(method: str, name: str, statement: str, expect: str) -> Claim:
         judge=judge_ztest,
         grids={"quick": [SETUP]},
         expect=expect,
+        registry={"rt": ("rt/finite-variance",), "fo": ("fo-itd/bias",)}.get(
+            method, ("neumann/contraction",)
+        ),
     )
 
 
@@ -165,6 +168,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="randomized truncation is unbiased (tier 0, exact expectation)",
         measure=measure_rt_exact,
         judge=judge_rt_exact,
+        registry=("rt/finite-variance",),
         grids={"quick": [SETUP]},
     ),
     _ztest_claim("rt", "rt-unbiased-ztest", "randomized truncation is unbiased (tier 1)", "holds"),

@@ -130,3 +130,10 @@ def test_claims_lists_the_registry_in_three_formats(capsys) -> None:
     assert cli.main(["claims", "--markdown"]) == 0
     assert capsys.readouterr().out.startswith("| id | expression |")
     assert cli.main(["claims", "--only", "nothing*"]) == 2
+
+
+def test_every_claim_cites_existing_registry_entries() -> None:
+    cited = [c for c in load_claims() if c.registry]
+    assert len(cited) >= 6
+    for claim in cited:
+        assert all("[" in part for part in claim.evidence().split("; ")), claim.id
