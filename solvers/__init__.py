@@ -4,7 +4,8 @@
 gradient, Hessian-vector and mixed-product calls for complexity checks.
 """
 
+from .aid_bio import AIDBiO
 from .hypergradient import METHODS, hypergradient
 from .oracles import OracleCounts, SecondOrderOracle
 
-__all__ = ["METHODS", "OracleCounts", "SecondOrderOracle", "hypergradient"]
+__all__ = ["METHODS", "AIDBiO", "OracleCounts", "SecondOrderOracle", "hypergradient"]

@@ -1,0 +1,157 @@
+r"""AID-BiO: approximate implicit differentiation with warm starts (Ji, Yang & Liang, ICML 2021,
+Algorithm 1; spec 6.2).
+
+For k = 0, 1, ...:
+
+    y^0 = y_{k-1}^D (warm start; y_0 given),  y^t = y^{t-1} - alpha grad_y g(x_k, y^{t-1}),  t = 1..D
+    v_k = N steps of CG (or of the Neumann / fixed-point iteration) on H v = grad_y f(x_k, y^D),
+          H = d^2 g/dy^2 (x_k, y^D), from v_{k-1} (warm start) or from 0
+    ghat_k = grad_x f(x_k, y^D) - (d^2 g / dx dy)(x_k, y^D) v_k
+    x_{k+1} = x_k - beta ghat_k
+
+Theorem [recall]: alpha <= 1/L, D = Theta(kappa), N = Theta(sqrt(kappa)), beta = Theta(1/L_Phi)
+give (1/K) sum ||grad Phi(x_k)||^2 = O(kappa^3 / K) (registry entries ``aid-bio/*``).
+x and y are flat tensors (``bilevel.solvers.hypergradient`` takes trees; here one vector each).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from . import linear_solvers
+from ._flat import check_finite, check_step_size, check_steps
+from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
+
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SOLVERS = ("cg", "neumann")
+
+
+@dataclass
+class AIDBiOState:
+    x: torch.Tensor
+    y: torch.Tensor
+    v: torch.Tensor
+    iteration: int = 0
+    counts: OracleCounts = field(default_factory=OracleCounts)
+
+
+@dataclass(frozen=True)
+class AIDBiO:
+    """The algorithm with its hyper-parameters (``inner_steps`` = D, ``solver_steps`` = N)."""
+
+    outer: Objective
+    inner: Objective
+    inner_steps: int
+    inner_lr: float
+    outer_lr: float
+    solver: str = "cg"
+    solver_steps: int = 10
+    solver_lr: float | None = None  # the Neumann step eta (default: inner_lr)
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        check_steps(self.inner_steps, "inner_steps")
+        check_steps(self.solver_steps, "solver_steps")
+        check_step_size(self.inner_lr, "inner_lr")
+        check_step_size(self.outer_lr, "outer_lr")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown solver {self.solver!r}; choose one of {SOLVERS}")
+        if self.solver_lr is not None:
+            check_step_size(self.solver_lr, "solver_lr")
+
+    def init(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
+        if x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype or x.device != y.device:
+            raise ValueError("x and y must be 1-D tensors of one dtype and device")
+        return AIDBiOState(x.detach().clone(), y.detach().clone(), torch.zeros_like(y))
+
+    def step(self, state: AIDBiOState) -> AIDBiOState:
+        """One outer iteration (the module docstring's update), oracle calls counted."""
+        x, y, counts = state.x, state.y, state.counts
+        for _ in range(self.inner_steps):
+            y = y - self.inner_lr * _inner_gradient(self.inner, x, y, counts)
+        check_finite(y, "AID-BiO inner iterate y", state.iteration, "inner_lr above 2 / L")
+        grad_x_f, grad_y_f = outer_gradients(self.outer, x, y, counts)
+        oracle = SecondOrderOracle(self.inner, x, y, counts)
+        v0 = state.v if self.warm_start else None
+        if self.solver == "cg":
+            v = linear_solvers.conjugate_gradient(oracle, grad_y_f, self.solver_steps, v0, 0.0)
+        else:
+            v = _neumann_from(
+                oracle, grad_y_f, self.solver_steps, self.solver_lr or self.inner_lr, v0
+            )
+        estimate = grad_x_f - oracle.mixed(v)
+        x_next = x - self.outer_lr * estimate
+        check_finite(
+            x_next, "AID-BiO outer iterate x", state.iteration + 1, "outer_lr above 2 / L_Phi"
+        )
+        return AIDBiOState(x_next, y, v, state.iteration + 1, counts)
+
+    def run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        iterations: int | None = None,
+        oracle_calls: int | None = None,
+        seconds: float | None = None,
+        grad_phi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        progress: bool = False,
+    ) -> tuple[AIDBiOState, list[dict]]:
+        """Iterate until the first budget is spent (iterations, total oracle calls, seconds).
+
+        The trace has one row per iterate: iteration, f(x, y), ||grad Phi(x)|| when
+        ``grad_phi`` (the true hypergradient) is given, cumulative oracle counts, seconds.
+        """
+        if iterations is None and oracle_calls is None and seconds is None:
+            raise ValueError("give a budget: iterations, oracle_calls or seconds")
+        if iterations is not None:
+            check_steps(iterations, "iterations")
+        state, start = self.init(x, y), time.perf_counter()
+        trace = [self._row(state, grad_phi, 0.0)]
+        bar = tqdm(total=iterations, disable=not progress, desc="AID-BiO", unit="it")
+        while True:
+            spent = sum(state.counts.as_dict().values())
+            elapsed = time.perf_counter() - start
+            if (
+                (iterations is not None and state.iteration >= iterations)
+                or (oracle_calls is not None and spent >= oracle_calls)
+                or (seconds is not None and elapsed >= seconds)
+            ):
+                break
+            state = self.step(state)
+            trace.append(self._row(state, grad_phi, time.perf_counter() - start))
+            bar.update()
+        bar.close()
+        return state, trace
+
+    def _row(self, state: AIDBiOState, grad_phi, elapsed: float) -> dict:
+        row = {
+            "iteration": state.iteration,
+            "outer_value": float(self.outer(state.x, state.y)),
+            **state.counts.as_dict(),
+            "seconds": elapsed,
+        }
+        if grad_phi is not None:
+            row["grad_norm"] = float(torch.linalg.vector_norm(grad_phi(state.x)))
+        return row
+
+
+def _inner_gradient(inner: Objective, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts):
+    counts.grad_inner += 1
+    y_leaf = y.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (gradient,) = torch.autograd.grad(inner(x, y_leaf), y_leaf)
+    return gradient
+
+
+def _neumann_from(oracle, b, steps, lr, v0):
+    """N steps of the fixed-point iteration v <- v - eta (H v - b) from v0 (0: the Neumann sum)."""
+    v = torch.zeros_like(b) if v0 is None else v0.clone()
+    for _ in range(steps):
+        v = v - lr * (oracle.hvp(v) - b)
+    return v
