@@ -6,6 +6,14 @@ gradient, Hessian-vector and mixed-product calls for complexity checks.
 
 from .aid_bio import AIDBiO
 from .hypergradient import METHODS, hypergradient
+from .itd_bio import ITDBiO
 from .oracles import OracleCounts, SecondOrderOracle
 
-__all__ = ["METHODS", "AIDBiO", "OracleCounts", "SecondOrderOracle", "hypergradient"]
+__all__ = [
+    "METHODS",
+    "AIDBiO",
+    "ITDBiO",
+    "OracleCounts",
+    "SecondOrderOracle",
+    "hypergradient",
+]

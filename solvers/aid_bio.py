@@ -16,16 +16,15 @@ x and y are flat tensors (``bilevel.solvers.hypergradient`` takes trees; here on
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
 
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
-from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
+from ._outer import check_vectors, run_outer
+from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SOLVERS = ("cg", "neumann")
@@ -65,15 +64,14 @@ class AIDBiO:
             check_step_size(self.solver_lr, "solver_lr")
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
-        if x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype or x.device != y.device:
-            raise ValueError("x and y must be 1-D tensors of one dtype and device")
+        check_vectors(x, y)
         return AIDBiOState(x.detach().clone(), y.detach().clone(), torch.zeros_like(y))
 
     def step(self, state: AIDBiOState) -> AIDBiOState:
         """One outer iteration (the module docstring's update), oracle calls counted."""
         x, y, counts = state.x, state.y, state.counts
         for _ in range(self.inner_steps):
-            y = y - self.inner_lr * _inner_gradient(self.inner, x, y, counts)
+            y = y - self.inner_lr * inner_gradient(self.inner, x, y, counts)
         check_finite(y, "AID-BiO inner iterate y", state.iteration, "inner_lr above 2 / L")
         grad_x_f, grad_y_f = outer_gradients(self.outer, x, y, counts)
         oracle = SecondOrderOracle(self.inner, x, y, counts)
@@ -91,62 +89,9 @@ class AIDBiO:
         )
         return AIDBiOState(x_next, y, v, state.iteration + 1, counts)
 
-    def run(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        iterations: int | None = None,
-        oracle_calls: int | None = None,
-        seconds: float | None = None,
-        grad_phi: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        progress: bool = False,
-    ) -> tuple[AIDBiOState, list[dict]]:
-        """Iterate until the first budget is spent (iterations, total oracle calls, seconds).
-
-        The trace has one row per iterate: iteration, f(x, y), ||grad Phi(x)|| when
-        ``grad_phi`` (the true hypergradient) is given, cumulative oracle counts, seconds.
-        """
-        if iterations is None and oracle_calls is None and seconds is None:
-            raise ValueError("give a budget: iterations, oracle_calls or seconds")
-        if iterations is not None:
-            check_steps(iterations, "iterations")
-        state, start = self.init(x, y), time.perf_counter()
-        trace = [self._row(state, grad_phi, 0.0)]
-        bar = tqdm(total=iterations, disable=not progress, desc="AID-BiO", unit="it")
-        while True:
-            spent = sum(state.counts.as_dict().values())
-            elapsed = time.perf_counter() - start
-            if (
-                (iterations is not None and state.iteration >= iterations)
-                or (oracle_calls is not None and spent >= oracle_calls)
-                or (seconds is not None and elapsed >= seconds)
-            ):
-                break
-            state = self.step(state)
-            trace.append(self._row(state, grad_phi, time.perf_counter() - start))
-            bar.update()
-        bar.close()
-        return state, trace
-
-    def _row(self, state: AIDBiOState, grad_phi, elapsed: float) -> dict:
-        row = {
-            "iteration": state.iteration,
-            "outer_value": float(self.outer(state.x, state.y)),
-            **state.counts.as_dict(),
-            "seconds": elapsed,
-        }
-        if grad_phi is not None:
-            row["grad_norm"] = float(torch.linalg.vector_norm(grad_phi(state.x)))
-        return row
-
-
-def _inner_gradient(inner: Objective, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts):
-    counts.grad_inner += 1
-    y_leaf = y.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (gradient,) = torch.autograd.grad(inner(x, y_leaf), y_leaf)
-    return gradient
+    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
+        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
+        return run_outer(self, x, y, **budget_and_trace)
 
 
 def _neumann_from(oracle, b, steps, lr, v0):

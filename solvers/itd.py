@@ -38,6 +38,20 @@ def itd_hypergradient(
     checkpoint: bool = False,
 ) -> torch.Tensor:
     """d/dx f(x, y_T(x)) by reverse mode; x, y flat vectors; returns a flat vector like x."""
+    return itd_hypergradient_and_iterate(outer, inner, x, y, steps, lr, counts, checkpoint)[0]
+
+
+def itd_hypergradient_and_iterate(
+    outer: Objective,
+    inner: Objective,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    lr: float,
+    counts: OracleCounts,
+    checkpoint: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d/dx f(x, y_T(x)), y_T): the estimate and the last inner iterate (for warm starts)."""
     if checkpoint:
         return _itd_stored_iterates(outer, inner, x, y, steps, lr, counts)
     with torch.enable_grad():
@@ -59,7 +73,7 @@ def itd_hypergradient(
     counts.grad_outer += 1
     counts.hvp += steps  # the backward pass through each step costs one HVP ...
     counts.mixed += steps  # ... and one mixed product
-    return torch.zeros_like(x) if result is None else result
+    return (torch.zeros_like(x) if result is None else result), y_t.detach()
 
 
 def _gd_iterates(
@@ -83,7 +97,7 @@ def _itd_stored_iterates(
     steps: int,
     lr: float,
     counts: OracleCounts,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The reverse pass of the module docstring over stored iterates, one graph at a time."""
     iterates = [y.detach(), *_gd_iterates(inner, x, y, steps, lr)]
     check_finite_replayed(
@@ -98,7 +112,7 @@ def _itd_stored_iterates(
     counts.grad_inner += 2 * steps  # the forward pass, then one re-linearisation per step
     counts.hvp += steps
     counts.mixed += steps
-    return estimate
+    return estimate, iterates[-1].detach()
 
 
 def _step_vjp(

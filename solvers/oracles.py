@@ -112,3 +112,14 @@ def outer_gradients(
         torch.zeros_like(x) if gx is None else gx,
         torch.zeros_like(y) if gy is None else gy,
     )
+
+
+def inner_gradient(
+    inner: Flat, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts
+) -> torch.Tensor:
+    """grad_y g(x, y), one counted inner-gradient call."""
+    counts.grad_inner += 1
+    y_leaf = y.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (gradient,) = torch.autograd.grad(inner(x, y_leaf), y_leaf)
+    return gradient

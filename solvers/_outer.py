@@ -1,0 +1,80 @@
+"""The loop every outer algorithm shares: budgets, trace, progress (benchmark_bilevel style).
+
+An algorithm provides ``init(x, y) -> state`` and ``step(state) -> state``, where the state has
+``x``, ``y``, ``iteration`` and ``counts`` (``OracleCounts``), and ``outer`` (f) for the trace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from ._flat import check_steps
+
+
+class OuterAlgorithm(Protocol):
+    outer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def init(self, x: torch.Tensor, y: torch.Tensor) -> Any: ...
+
+    def step(self, state: Any) -> Any: ...
+
+
+def check_vectors(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype or x.device != y.device:
+        raise ValueError("x and y must be 1-D tensors of one dtype and device")
+
+
+def run_outer(
+    algorithm: OuterAlgorithm,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    iterations: int | None = None,
+    oracle_calls: int | None = None,
+    seconds: float | None = None,
+    grad_phi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = False,
+) -> tuple[Any, list[dict]]:
+    """Iterate until the first budget is spent (iterations, total oracle calls, seconds).
+
+    The trace has one row per iterate: iteration, f(x, y), ||grad Phi(x)|| when ``grad_phi``
+    (the true hypergradient) is given, cumulative oracle counts by type, seconds.
+    """
+    if iterations is None and oracle_calls is None and seconds is None:
+        raise ValueError("give a budget: iterations, oracle_calls or seconds")
+    if iterations is not None:
+        check_steps(iterations, "iterations")
+    state, start = algorithm.init(x, y), time.perf_counter()
+    trace = [_row(algorithm, state, grad_phi, 0.0)]
+    name = type(algorithm).__name__
+    with tqdm(total=iterations, disable=not progress, desc=name, unit="it") as bar:
+        while not _spent(state, start, iterations, oracle_calls, seconds):
+            state = algorithm.step(state)
+            trace.append(_row(algorithm, state, grad_phi, time.perf_counter() - start))
+            bar.update()
+    return state, trace
+
+
+def _spent(state, start: float, iterations, oracle_calls, seconds) -> bool:
+    return (
+        (iterations is not None and state.iteration >= iterations)
+        or (oracle_calls is not None and sum(state.counts.as_dict().values()) >= oracle_calls)
+        or (seconds is not None and time.perf_counter() - start >= seconds)
+    )
+
+
+def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float) -> dict:
+    row = {
+        "iteration": state.iteration,
+        "outer_value": float(algorithm.outer(state.x, state.y)),
+        **state.counts.as_dict(),
+        "seconds": elapsed,
+    }
+    if grad_phi is not None:
+        row["grad_norm"] = float(torch.linalg.vector_norm(grad_phi(state.x)))
+    return row
