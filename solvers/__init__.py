@@ -7,6 +7,7 @@ gradient, Hessian-vector and mixed-product calls for complexity checks.
 from .aid_bio import AIDBiO
 from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
+from .stocbio_bio import StocBiO
 from .oracles import OracleCounts, SecondOrderOracle
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "ITDBiO",
     "OracleCounts",
     "SecondOrderOracle",
+    "StocBiO",
     "hypergradient",
 ]

@@ -165,3 +165,91 @@ def test_fo_itd_bio_converges_to_the_biased_point_of_spec_7_3() -> None:
     assert np.allclose(state.x.numpy(), x_fo, rtol=1e-7, atol=1e-8)
     grad_at_fo = np.asarray(inst.hypergradient("numpy")(x_fo), dtype=float).ravel()
     assert np.linalg.norm(grad_at_fo) > 1e-2  # a biased point, not a stationary one
+
+
+def _batched_quadratic(inst, noise: float):
+    """Minibatch oracles on a quadratic: batch j scales A by (1 + noise * s_j), s_j = +-1 equally
+    likely (mean A); batch None is the full (mean) objective."""
+    b = {k: torch.as_tensor(np.asarray(v, float)) for k, v in inst.as_numpy().items()}
+    b = {k: v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v for k, v in b.items()}
+
+    def inner(x, y, batch):
+        scale = 1.0 if batch is None else 1.0 + noise * batch
+        return 0.5 * scale * y @ (b["A"] @ y) - y @ (b["B"] @ x + b["c"])
+
+    def outer(x, y, batch):
+        return (
+            0.5 * y @ (b["P"] @ y)
+            + b["p"] @ y
+            + 0.5 * x @ (b["R"] @ x)
+            + b["r"] @ x
+            + x @ (b["S"] @ y)
+        )
+
+    def sampler(generator):
+        return float(2 * torch.randint(0, 2, (), generator=generator).item() - 1)
+
+    return outer, inner, sampler
+
+
+def test_stocbio_without_noise_is_aid_with_a_q_plus_one_term_neumann_sum() -> None:
+    from bilevel.solvers.stocbio_bio import StocBiO
+
+    inst, _, outer_det, inner_det, L_phi, grad_phi = _setup(0)
+    L = float(inst.constants.L)
+    outer, inner, sampler = _batched_quadratic(inst, noise=0.0)
+    x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+    common = dict(inner_steps=10, inner_lr=1 / L, outer_lr=1 / L_phi)
+    sto = StocBiO(
+        outer,
+        inner,
+        sampler,
+        torch.Generator().manual_seed(0),
+        neumann_steps=7,
+        neumann_lr=1 / L,
+        **common,
+    )
+    aid = AIDBiO(outer_det, inner_det, solver="neumann", solver_steps=8, warm_start=False, **common)
+    s_state, trace = sto.run(x0, y0, iterations=20, grad_phi=grad_phi)
+    a_state, _ = aid.run(x0, y0, iterations=20)
+    assert torch.allclose(s_state.x, a_state.x, rtol=1e-10, atol=1e-12)
+    assert trace[-1]["grad_norm"] < trace[0]["grad_norm"]
+
+
+def test_stocbio_is_reproducible_from_its_generator_and_reference_variant_differs() -> None:
+    from bilevel.solvers.stocbio_bio import StocBiO
+
+    inst, _, _, _, L_phi, _ = _setup(1)
+    L = float(inst.constants.L)
+    outer, inner, sampler = _batched_quadratic(inst, noise=0.3)
+    x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+
+    def final_x(seed: int, variant: str = "paper") -> torch.Tensor:
+        algo = StocBiO(
+            outer,
+            inner,
+            sampler,
+            torch.Generator().manual_seed(seed),
+            inner_steps=5,
+            inner_lr=0.5 / L,
+            outer_lr=0.5 / L_phi,
+            neumann_steps=5,
+            neumann_lr=0.5 / L,
+            variant=variant,
+        )
+        return algo.run(x0, y0, iterations=10)[0].x
+
+    assert torch.equal(final_x(3), final_x(3)) and not torch.equal(final_x(3), final_x(4))
+    assert not torch.allclose(final_x(3), final_x(3, "reference_code"), rtol=1e-3)
+    with pytest.raises(TypeError, match=r"torch\.Generator"):
+        StocBiO(
+            outer,
+            inner,
+            sampler,
+            None,
+            inner_steps=1,
+            inner_lr=0.1,
+            outer_lr=0.1,
+            neumann_steps=1,
+            neumann_lr=0.1,
+        )

@@ -1,0 +1,113 @@
+r"""stocBiO, the outer algorithm (Ji, Yang & Liang, ICML 2021, Algorithm 2; spec 6.4).
+
+For k = 0, 1, ...: from y^0 (warm start: the previous y^D),
+y^t = y^{t-1} - alpha grad_y G(x_k, y^{t-1}; S_t), t = 1..D, each S_t a fresh minibatch, then
+ghat_k = the stochastic Neumann hypergradient of ``bilevel.solvers.stocbio`` at (x_k, y^D)
+(``variant="paper"``: a fresh batch per HVP, Q + 1 terms, bias factor (1 - eta mu)^(Q+1), registry
+``stocbio/expectation-bias``; ``variant="reference_code"``: the official single-batch form, which
+is not an estimate of H^-1 b, registry ``stocbio/reference-code-sum``), and
+x_{k+1} = x_k - beta ghat_k. Every batch comes from ``sampler(generator)``: the run is a
+deterministic function of the generator's seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ._flat import check_finite, check_step_size, check_steps
+from ._outer import check_vectors, run_outer
+from .oracles import OracleCounts, inner_gradient
+from .stocbio import VARIANTS, stocbio_hypergradient
+
+Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+
+
+@dataclass
+class StocBiOState:
+    x: torch.Tensor
+    y: torch.Tensor
+    iteration: int = 0
+    counts: OracleCounts = field(default_factory=OracleCounts)
+
+
+@dataclass(frozen=True)
+class StocBiO:
+    """``outer(x, y, batch)``, ``inner(x, y, batch)``; ``inner_steps`` = D, ``neumann_steps`` = Q."""
+
+    outer: Batched
+    inner: Batched
+    sampler: Callable[[torch.Generator | None], Any]
+    generator: torch.Generator
+    inner_steps: int
+    inner_lr: float
+    outer_lr: float
+    neumann_steps: int
+    neumann_lr: float
+    variant: str = "paper"
+
+    def __post_init__(self) -> None:
+        check_steps(self.inner_steps, "inner_steps")
+        check_steps(self.neumann_steps, "neumann_steps")
+        for value, name in (
+            (self.inner_lr, "inner_lr"),
+            (self.outer_lr, "outer_lr"),
+            (self.neumann_lr, "neumann_lr"),
+        ):
+            check_step_size(value, name)
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown stocBiO variant {self.variant!r}; choose one of {VARIANTS}")
+        if not isinstance(self.generator, torch.Generator):
+            raise TypeError("generator must be a torch.Generator (all sampling goes through it)")
+
+    def init(self, x: torch.Tensor, y: torch.Tensor) -> StocBiOState:
+        check_vectors(x, y)
+        return StocBiOState(x.detach().clone(), y.detach().clone())
+
+    def step(self, state: StocBiOState) -> StocBiOState:
+        x, y, counts = state.x, state.y, state.counts
+        for _ in range(self.inner_steps):
+            batch = self.sampler(self.generator)
+            grad = inner_gradient(lambda a, b, batch=batch: self.inner(a, b, batch), x, y, counts)
+            y = y - self.inner_lr * grad
+        check_finite(y, "stocBiO inner iterate y", state.iteration, "inner_lr above 2 / L")
+        estimate = stocbio_hypergradient(
+            self.outer,
+            self.inner,
+            x,
+            y,
+            self.neumann_steps,
+            self.neumann_lr,
+            self.sampler,
+            self.generator,
+            self.variant,
+            counts,
+        )
+        x_next = x - self.outer_lr * estimate
+        check_finite(
+            x_next, "stocBiO outer iterate x", state.iteration + 1, "outer_lr above 2 / L_Phi"
+        )
+        return StocBiOState(x_next, y, state.iteration + 1, counts)
+
+    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
+        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
+        return run_outer(_Traced(self), x, y, **budget_and_trace)
+
+
+@dataclass(frozen=True)
+class _Traced:
+    """The trace evaluates f on the batch ``None`` (the objectives' full-data value)."""
+
+    algorithm: StocBiO
+
+    def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.algorithm.outer(x, y, None)
+
+    def init(self, x, y):
+        return self.algorithm.init(x, y)
+
+    def step(self, state):
+        return self.algorithm.step(state)
