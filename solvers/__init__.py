@@ -7,8 +7,8 @@ gradient, Hessian-vector and mixed-product calls for complexity checks.
 from .aid_bio import AIDBiO
 from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
-from .stocbio_bio import StocBiO
 from .oracles import OracleCounts, SecondOrderOracle
+from .stocbio_bio import StocBiO
 
 __all__ = [
     "METHODS",
