@@ -1,0 +1,12 @@
+"""Problems the outer algorithms run on: deterministic and minibatch oracles, seeded samplers.
+
+- ``quadratic``: the torch twin of ``bilevel.analysis.QuadraticBilevel`` (same blocks, spec 7.1);
+- ``logistic``: L2-regularised logistic regression with one exp-parametrised weight per feature
+  on scikit-learn's bundled breast-cancer or digits data (train / validation / test splits,
+  standardised on the training split).
+"""
+
+from .logistic import LogisticHyperparameterProblem, load_logistic_problem
+from .quadratic import QuadraticProblem
+
+__all__ = ["LogisticHyperparameterProblem", "QuadraticProblem", "load_logistic_problem"]

@@ -1,0 +1,89 @@
+r"""L2-regularised logistic regression, one regularisation weight per feature (hyperparameter
+optimisation; Pedregosa 2016, Ji et al. 2021 experiments).
+
+x in R^d are log-weights, y in R^d the model:
+g(x, y) = mean_{i in train} softplus(-b_i a_i^T y) + 1/2 sum_j exp(x_j) y_j^2,
+f(x, y) = mean_{i in validation} softplus(-b_i a_i^T y), labels b_i in {-1, +1}.
+g is exp(min x)-strongly convex in y. Data: scikit-learn's bundled breast-cancer (binary) or
+digits (class ``positive_digit`` against the rest), split by a seeded permutation into train /
+validation / test, standardised with the training mean and deviation. Minibatch oracles take a
+tensor of row indices drawn by ``sampler(generator)`` from the training (inner) or validation
+(outer) rows; ``batch=None`` is the full split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DATASETS = ("breast_cancer", "digits")
+
+
+@dataclass(frozen=True)
+class LogisticHyperparameterProblem:
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+
+    @property
+    def dim(self) -> int:
+        return self.train[0].shape[1]
+
+    @staticmethod
+    def _loss(split: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor, rows) -> torch.Tensor:
+        features, labels = split
+        if rows is not None:
+            features, labels = features[rows], labels[rows]
+        return torch.nn.functional.softplus(-labels * (features @ y)).mean()
+
+    def inner(self, x: torch.Tensor, y: torch.Tensor, batch=None) -> torch.Tensor:
+        return self._loss(self.train, y, batch) + 0.5 * (torch.exp(x) * y**2).sum()
+
+    def outer(self, x: torch.Tensor, y: torch.Tensor, batch=None) -> torch.Tensor:
+        return self._loss(self.validation, y, batch)
+
+    def accuracy(self, y: torch.Tensor, split: str = "test") -> float:
+        features, labels = getattr(self, split)
+        return float((torch.sign(features @ y) == labels).double().mean())
+
+    def sampler(self, batch_size: int, split: str = "train"):
+        """Rows of ``split`` drawn uniformly with replacement from the given generator."""
+        n = getattr(self, split)[0].shape[0]
+        if not 1 <= batch_size:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return lambda generator: torch.randint(0, n, (batch_size,), generator=generator)
+
+
+def load_logistic_problem(
+    dataset: str = "breast_cancer",
+    *,
+    seed: int = 0,
+    fractions: tuple[float, float] = (0.5, 0.25),
+    positive_digit: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> LogisticHyperparameterProblem:
+    """Train / validation fractions as given, the rest test (needs scikit-learn)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
+    if not (0 < fractions[0] and 0 < fractions[1] and sum(fractions) < 1):
+        raise ValueError(f"fractions must be positive with sum < 1, got {fractions}")
+    from sklearn import datasets
+
+    if dataset == "breast_cancer":
+        data = datasets.load_breast_cancer()
+        features, labels = data.data, 2.0 * data.target - 1.0
+    else:
+        data = datasets.load_digits()
+        features, labels = data.data, np.where(data.target == positive_digit, 1.0, -1.0)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    n_train = int(fractions[0] * len(labels))
+    n_val = int(fractions[1] * len(labels))
+    parts = np.split(order, [n_train, n_train + n_val])
+    mean, std = features[parts[0]].mean(0), features[parts[0]].std(0)
+    std = np.where(std > 0, std, 1.0)  # constant pixels (digits) stay 0 after centring
+    t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    splits = [(t((features[i] - mean) / std), t(labels[i])) for i in parts]
+    return LogisticHyperparameterProblem(*splits)
