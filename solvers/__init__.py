@@ -7,6 +7,7 @@ gradient, Hessian-vector and mixed-product calls for complexity checks.
 from .aid_bio import AIDBiO
 from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
+from .maml import meta_gradient
 from .oracles import OracleCounts, SecondOrderOracle
 from .stocbio_bio import StocBiO
 
@@ -18,4 +19,5 @@ __all__ = [
     "SecondOrderOracle",
     "StocBiO",
     "hypergradient",
+    "meta_gradient",
 ]
