@@ -3,10 +3,19 @@
 - ``quadratic``: the torch twin of ``bilevel.analysis.QuadraticBilevel`` (same blocks, spec 7.1);
 - ``logistic``: L2-regularised logistic regression with one exp-parametrised weight per feature
   on scikit-learn's bundled breast-cancer or digits data (train / validation / test splits,
-  standardised on the training split).
+  standardised on the training split);
+- ``hyper_cleaning``: data hyper-cleaning on digits with a stated fraction of corrupted labels
+  (per-sample sigmoid weights, linear model; test accuracy and the F1 of detecting corruption).
 """
 
+from .hyper_cleaning import HyperCleaningProblem, load_hyper_cleaning
 from .logistic import LogisticHyperparameterProblem, load_logistic_problem
 from .quadratic import QuadraticProblem
 
-__all__ = ["LogisticHyperparameterProblem", "QuadraticProblem", "load_logistic_problem"]
+__all__ = [
+    "HyperCleaningProblem",
+    "LogisticHyperparameterProblem",
+    "QuadraticProblem",
+    "load_hyper_cleaning",
+    "load_logistic_problem",
+]

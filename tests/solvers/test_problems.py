@@ -70,3 +70,36 @@ def test_aid_bio_lowers_the_validation_loss_of_logistic_regression() -> None:
     state, trace = algo.run(x0, y0, iterations=30)
     assert problem.accuracy(state.y) > 0.9
     assert trace[-1]["outer_value"] < 0.95 * trace[1]["outer_value"]
+
+
+def test_hyper_cleaning_learns_to_drop_the_corrupted_labels() -> None:
+    """Digits, 50% of the 898 training labels corrupted. Baseline: the unweighted model (inner
+    problem solved by 300 GD steps at x = 0) reaches test accuracy 0.778 (measured). 100 AID-BiO
+    iterations (D = 30, N = 10 CG, beta = 100; the x-gradient carries a 1/n) measured test
+    accuracy 0.942 and F1 0.923 of flagging corrupted samples; asserted: +0.1 and F1 > 0.8."""
+    pytest.importorskip("sklearn")
+    from bilevel.solvers.problems import load_hyper_cleaning
+
+    problem = load_hyper_cleaning(corruption=0.5, seed=0)
+    n_train, d_y = problem.dims
+    assert int(problem.corrupted.sum()) == round(0.5 * n_train)
+    x0, y0 = torch.zeros(n_train, dtype=torch.float64), torch.zeros(d_y, dtype=torch.float64)
+    unweighted = AIDBiO(
+        problem.outer, problem.inner, inner_steps=300, inner_lr=1.0, outer_lr=1e-12, solver_steps=1
+    )
+    baseline = problem.accuracy(unweighted.run(x0, y0, iterations=1)[0].y)
+    algo = AIDBiO(
+        problem.outer,
+        problem.inner,
+        inner_steps=30,
+        inner_lr=1.0,
+        outer_lr=100.0,
+        solver="cg",
+        solver_steps=10,
+    )
+    state, trace = algo.run(x0, y0, iterations=100)
+    assert trace[-1]["outer_value"] < trace[1]["outer_value"]
+    assert problem.accuracy(state.y) > baseline + 0.1
+    assert problem.detection_f1(state.x) > 0.8
+    with pytest.raises(ValueError, match="corruption must lie"):
+        load_hyper_cleaning(corruption=1.0)
