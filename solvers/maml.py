@@ -83,3 +83,53 @@ def meta_gradient(
 
     per_task = vmap(grad(task_objective), in_dims=(None, 0, 0))(params, *tasks)
     return {k: v.mean(0) for k, v in per_task.items()}
+
+
+def meta_train(
+    params: Params,
+    support_loss: Loss,
+    query_loss: Loss,
+    sample_tasks: Callable[[torch.Generator], tuple[Any, Any]],
+    generator: torch.Generator,
+    *,
+    iterations: int,
+    steps: int,
+    lr: float,
+    meta_lr: float,
+    method: str = "maml",
+    adapt_keys: Iterable[str] | None = None,
+) -> tuple[Params, list[float]]:
+    """theta <- theta - meta_lr * meta_gradient on a fresh meta-batch per iteration.
+
+    Returns the final parameters and the meta-batch query losses after adaptation (one per
+    iteration, measured before the update), all sampling from ``generator``.
+    """
+    check_steps(iterations, "iterations")
+    check_step_size(meta_lr, "meta_lr")
+    keys = None if adapt_keys is None else tuple(adapt_keys)
+    theta = {k: v.detach().clone() for k, v in params.items()}
+    losses = []
+    for _ in range(iterations):
+        tasks = sample_tasks(generator)
+        losses.append(
+            float(_adapted_query_loss(theta, support_loss, query_loss, tasks, steps, lr, keys))
+        )
+        gradient = meta_gradient(
+            theta,
+            support_loss,
+            query_loss,
+            tasks,
+            steps=steps,
+            lr=lr,
+            method=method,
+            adapt_keys=keys,
+        )
+        theta = {k: v - meta_lr * gradient[k] for k, v in theta.items()}
+    return theta, losses
+
+
+def _adapted_query_loss(theta, support_loss, query_loss, tasks, steps, lr, keys) -> torch.Tensor:
+    def one(support: Any, query: Any) -> torch.Tensor:
+        return query_loss(adapt(theta, support_loss, support, steps, lr, keys), query)
+
+    return vmap(one)(*tasks).mean()

@@ -5,7 +5,8 @@
   on scikit-learn's bundled breast-cancer or digits data (train / validation / test splits,
   standardised on the training split);
 - ``hyper_cleaning``: data hyper-cleaning on digits with a stated fraction of corrupted labels
-  (per-sample sigmoid weights, linear model; test accuracy and the F1 of detecting corruption).
+  (per-sample sigmoid weights, linear model; test accuracy and the F1 of detecting corruption);
+- ``sinusoid``: few-shot sinusoid regression tasks for MAML / ANIL.
 """
 
 from .hyper_cleaning import HyperCleaningProblem, load_hyper_cleaning
