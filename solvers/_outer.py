@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from tqdm import tqdm
 
 from ._flat import check_steps
+from .oracles import OracleCounts
+
+
+@dataclass
+class OuterState:
+    """The iterate (x, y) after ``iteration`` outer steps and the oracle calls spent so far."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    iteration: int = 0
+    counts: OracleCounts = field(default_factory=OracleCounts)
 
 
 class OuterAlgorithm(Protocol):

@@ -17,26 +17,24 @@ x and y are flat tensors (``bilevel.solvers.hypergradient`` takes trees; here on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import check_vectors, run_outer
-from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
+from ._outer import OuterState, check_vectors, run_outer
+from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SOLVERS = ("cg", "neumann")
 
 
 @dataclass
-class AIDBiOState:
-    x: torch.Tensor
-    y: torch.Tensor
-    v: torch.Tensor
-    iteration: int = 0
-    counts: OracleCounts = field(default_factory=OracleCounts)
+class AIDBiOState(OuterState):
+    """The outer state plus v, the linear-system solution kept for warm starts."""
+
+    v: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class AIDBiO:
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
         check_vectors(x, y)
-        return AIDBiOState(x.detach().clone(), y.detach().clone(), torch.zeros_like(y))
+        return AIDBiOState(x.detach().clone(), y.detach().clone(), v=torch.zeros_like(y))
 
     def step(self, state: AIDBiOState) -> AIDBiOState:
         """One outer iteration (the module docstring's update), oracle calls counted."""
@@ -87,7 +85,7 @@ class AIDBiO:
         check_finite(
             x_next, "AID-BiO outer iterate x", state.iteration + 1, "outer_lr above 2 / L_Phi"
         )
-        return AIDBiOState(x_next, y, v, state.iteration + 1, counts)
+        return AIDBiOState(x_next, y, state.iteration + 1, counts, v)
 
     def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
         """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""

@@ -15,24 +15,19 @@ beta = Theta(1/L_Phi), K = O(kappa^3 / eps) (registry ``itd-bio/*``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import check_vectors, run_outer
+from ._outer import OuterState, check_vectors, run_outer
 from .itd import itd_hypergradient_and_iterate
-from .oracles import OracleCounts, inner_gradient, outer_gradients
+from .oracles import inner_gradient, outer_gradients
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@dataclass
-class ITDBiOState:
-    x: torch.Tensor
-    y: torch.Tensor
-    iteration: int = 0
-    counts: OracleCounts = field(default_factory=OracleCounts)
+ITDBiOState = OuterState  # x, y, iteration, counts
 
 
 @dataclass(frozen=True)

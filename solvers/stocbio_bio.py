@@ -13,25 +13,20 @@ deterministic function of the generator's seed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import check_vectors, run_outer
-from .oracles import OracleCounts, inner_gradient
+from ._outer import OuterState, check_vectors, run_outer
+from .oracles import inner_gradient
 from .stocbio import VARIANTS, stocbio_hypergradient
 
 Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
 
-@dataclass
-class StocBiOState:
-    x: torch.Tensor
-    y: torch.Tensor
-    iteration: int = 0
-    counts: OracleCounts = field(default_factory=OracleCounts)
+StocBiOState = OuterState  # x, y, iteration, counts
 
 
 @dataclass(frozen=True)
