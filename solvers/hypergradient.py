@@ -41,7 +41,7 @@ from ._flat import (
     flat_objective,
     flatten,
 )
-from .itd import itd_hypergradient
+from .itd import itd_hypergradient_and_iterate
 from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from .stocbio import stocbio_hypergradient
 
@@ -169,9 +169,10 @@ def _estimate(
     counts: OracleCounts,
 ) -> torch.Tensor:
     if method == "itd":
-        return itd_hypergradient(
+        estimate, _ = itd_hypergradient_and_iterate(
             f, g, x, y, opts["steps"], opts["lr"], counts, checkpoint=opts["checkpoint"]
         )
+        return estimate
     grad_x_f, grad_y_f = outer_gradients(f, x, y, counts)
     if method == "fo":
         return grad_x_f

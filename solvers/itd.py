@@ -27,20 +27,6 @@ from .oracles import OracleCounts, outer_gradients
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def itd_hypergradient(
-    outer: Objective,
-    inner: Objective,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    steps: int,
-    lr: float,
-    counts: OracleCounts,
-    checkpoint: bool = False,
-) -> torch.Tensor:
-    """d/dx f(x, y_T(x)) by reverse mode; x, y flat vectors; returns a flat vector like x."""
-    return itd_hypergradient_and_iterate(outer, inner, x, y, steps, lr, counts, checkpoint)[0]
-
-
 def itd_hypergradient_and_iterate(
     outer: Objective,
     inner: Objective,
