@@ -253,3 +253,34 @@ def test_stocbio_is_reproducible_from_its_generator_and_reference_variant_differ
             neumann_steps=1,
             neumann_lr=0.1,
         )
+
+
+def test_itd_no_loop_scheme_has_the_predicted_non_vanishing_error() -> None:
+    """ITD-BiO N-N with D = 1 (Ji et al. 2022, "loops", spec 6.5): with warm starts the inner
+    iterate tends to y*(x) and the one-step Jacobian is alpha B, so the limit solves
+    R x + r + S y*(x) + alpha B^T g*(x) = 0 (g* = grad_y f at y*), not grad Phi(x) = 0."""
+    from bilevel.solvers.itd_bio import ITDBiO
+
+    blocks = QuadraticBilevel.random(d_x=3, d_y=5, kappa=10.0, seed=6).as_numpy()
+    A, B, S, P = blocks["A"], blocks["B"], blocks["S"], blocks["P"]
+    Ai, alpha = np.linalg.inv(A), 1 / float(np.linalg.eigvalsh(A).max())
+    # x -> R x + r + S y*(x) + alpha B^T g*(x) is affine with this Jacobian (y* = A^-1 (B x + c))
+    jac = blocks["R"] + S @ Ai @ B + alpha * B.T @ (P @ Ai @ B + S.T)
+    shift = max(0.0, 1.0 - np.linalg.eigvals(jac).real.min())
+    blocks["R"] = blocks["R"] + shift * np.eye(3)
+    inst = QuadraticBilevel(**blocks)
+    b = {k: np.asarray(v, dtype=float) for k, v in inst.as_numpy().items()}
+    jac = b["R"] + S @ Ai @ B + alpha * B.T @ (P @ Ai @ B + S.T)
+    c, p, r = b["c"].ravel(), b["p"].ravel(), b["r"].ravel()
+    const = r + S @ Ai @ c + alpha * B.T @ (P @ Ai @ c + p)
+    x_limit = -np.linalg.solve(jac, const)
+    outer, inner = quadratic_objectives(inst)
+    algo = ITDBiO(
+        outer, inner, inner_steps=1, inner_lr=alpha, outer_lr=0.2 / float(np.linalg.norm(jac, 2))
+    )
+    state, _ = algo.run(
+        torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64), iterations=3000
+    )
+    assert np.allclose(state.x.numpy(), x_limit, rtol=1e-7, atol=1e-8)
+    grad_at_limit = np.asarray(inst.hypergradient("numpy")(x_limit), dtype=float).ravel()
+    assert np.linalg.norm(grad_at_limit) > 1e-2
