@@ -9,6 +9,11 @@ For k = 0, 1, ...:
     ghat_k = grad_x f(x_k, y^D) - (d^2 g / dx dy)(x_k, y^D) v_k
     x_{k+1} = x_k - beta ghat_k
 
+Loop schemes (Ji, Yang & Liang, NeurIPS 2022; spec 6.5): ``inner_steps`` and ``solver_steps``
+may be functions of k (a loop growing with the precision, "Q") or constants with warm starts
+("N"); ``warm_start_y`` / ``warm_start`` switch the warm starts of y and v. N-N is the single-loop
+method (D and N small constants, both warm), Q-Q grows both from cold starts.
+
 Theorem [recall]: alpha <= 1/L, D = Theta(kappa), N = Theta(sqrt(kappa)), beta = Theta(1/L_Phi)
 give (1/K) sum ||grad Phi(x_k)||^2 = O(kappa^3 / K) (registry entries ``aid-bio/*``).
 x and y are flat tensors (``bilevel.solvers.hypergradient`` takes trees; here one vector each).
@@ -43,17 +48,18 @@ class AIDBiO:
 
     outer: Objective
     inner: Objective
-    inner_steps: int
+    inner_steps: int | Callable[[int], int]
     inner_lr: float
     outer_lr: float
     solver: str = "cg"
-    solver_steps: int = 10
+    solver_steps: int | Callable[[int], int] = 10
     solver_lr: float | None = None  # the Neumann step eta (default: inner_lr)
     warm_start: bool = True
+    warm_start_y: bool = True
 
     def __post_init__(self) -> None:
-        check_steps(self.inner_steps, "inner_steps")
-        check_steps(self.solver_steps, "solver_steps")
+        _steps_at(self.inner_steps, 0, "inner_steps")
+        _steps_at(self.solver_steps, 0, "solver_steps")
         check_step_size(self.inner_lr, "inner_lr")
         check_step_size(self.outer_lr, "outer_lr")
         if self.solver not in SOLVERS:
@@ -67,19 +73,19 @@ class AIDBiO:
 
     def step(self, state: AIDBiOState) -> AIDBiOState:
         """One outer iteration (the module docstring's update), oracle calls counted."""
-        x, y, counts = state.x, state.y, state.counts
-        for _ in range(self.inner_steps):
+        x, counts, k = state.x, state.counts, state.iteration
+        y = state.y if self.warm_start_y else torch.zeros_like(state.y)
+        solver_steps = _steps_at(self.solver_steps, k, "solver_steps")
+        for _ in range(_steps_at(self.inner_steps, k, "inner_steps")):
             y = y - self.inner_lr * inner_gradient(self.inner, x, y, counts)
         check_finite(y, "AID-BiO inner iterate y", state.iteration, "inner_lr above 2 / L")
         grad_x_f, grad_y_f = outer_gradients(self.outer, x, y, counts)
         oracle = SecondOrderOracle(self.inner, x, y, counts)
         v0 = state.v if self.warm_start else None
         if self.solver == "cg":
-            v = linear_solvers.conjugate_gradient(oracle, grad_y_f, self.solver_steps, v0, 0.0)
+            v = linear_solvers.conjugate_gradient(oracle, grad_y_f, solver_steps, v0, 0.0)
         else:
-            v = _neumann_from(
-                oracle, grad_y_f, self.solver_steps, self.solver_lr or self.inner_lr, v0
-            )
+            v = _neumann_from(oracle, grad_y_f, solver_steps, self.solver_lr or self.inner_lr, v0)
         estimate = grad_x_f - oracle.mixed(v)
         x_next = x - self.outer_lr * estimate
         check_finite(
@@ -98,3 +104,8 @@ def _neumann_from(oracle, b, steps, lr, v0):
     for _ in range(steps):
         v = v - lr * (oracle.hvp(v) - b)
     return v
+
+
+def _steps_at(steps: int | Callable[[int], int], k: int, name: str) -> int:
+    """The step count at outer iteration k (a constant, or a schedule k -> count)."""
+    return check_steps(steps(k) if callable(steps) else steps, f"{name} (at iteration {k})")
