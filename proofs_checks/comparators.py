@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .statistics import bonferroni_threshold, bonferroni_z_test, required_samples
+from .statistics import bonferroni_z_test, required_samples
 
 
 @dataclass(frozen=True)
@@ -163,16 +163,11 @@ def assert_unbiased(
             f" above max_samples = {max_samples}"
         )
     samples = np.stack([_as_vector(sample(generator)) for _ in range(n)])
-    result = bonferroni_z_test(samples, target_v, alpha=alpha)
-    half_width = bonferroni_threshold(alpha, target_v.size) * samples.std(axis=0, ddof=1)
-    half_width = half_width / np.sqrt(n)
-    measured = UnbiasednessResult(
-        samples.mean(axis=0), half_width, n, result.statistic, result.threshold, alpha
-    )
-    if result.rejected:
+    measured, rejected = _z_test_result(samples, target_v, alpha, alpha)
+    if rejected:
         raise AssertionError(
-            f"bias detected: max_j |mean_j - target_j| / (s_j / sqrt(n)) = {result.statistic:.3g}"
-            f" > z = {result.threshold:.3g} (alpha = {alpha:g}, n = {n}); mean "
+            f"bias detected: max_j |mean_j - target_j| / (s_j / sqrt(n)) = {measured.statistic:.3g}"
+            f" > z = {measured.threshold:.3g} (alpha = {alpha:g}, n = {n}); mean "
             f"{measured.mean} vs target {target_v}"
         )
     return measured
@@ -216,21 +211,30 @@ def assert_unbiased_sequential(
         samples = np.stack(draws)
         if samples.shape[1] != target_v.size:
             raise ValueError(f"sample has {samples.shape[1]} coordinates, target {target_v.size}")
-        result = bonferroni_z_test(samples, target_v, alpha=level)
-        n = samples.shape[0]
-        half_width = result.threshold * samples.std(axis=0, ddof=1) / np.sqrt(n)
-        measured = UnbiasednessResult(
-            samples.mean(axis=0), half_width, n, result.statistic, result.threshold, alpha
-        )
-        if result.rejected:
+        measured, rejected = _z_test_result(samples, target_v, level, alpha)
+        if rejected:
             raise AssertionError(
-                f"bias detected at look {j + 1} of {looks} (n = {n}): statistic "
-                f"{result.statistic:.3g} > z = {result.threshold:.3g} (alpha = {alpha:g} split "
-                f"over {looks} looks); mean {measured.mean} vs target {target_v}"
+                f"bias detected at look {j + 1} of {looks} (n = {measured.n}): statistic "
+                f"{measured.statistic:.3g} > z = {measured.threshold:.3g} (alpha = {alpha:g} "
+                f"split over {looks} looks); mean {measured.mean} vs target {target_v}"
             )
-        if np.all(half_width < detectable_bias):
+        if np.all(measured.half_width < detectable_bias):
             return measured
     raise InconclusiveError(
         f"no decision after {looks} looks (n = {len(draws)}): the interval half-width "
-        f"{half_width.max():.3g} is still above detectable_bias = {detectable_bias}"
+        f"{measured.half_width.max():.3g} is still above detectable_bias = {detectable_bias}"
     )
+
+
+def _z_test_result(
+    samples: np.ndarray, target: np.ndarray, level: float, alpha: float
+) -> tuple[UnbiasednessResult, bool]:
+    """The Bonferroni z-test at ``level`` and its simultaneous interval z s_j / sqrt(n);
+    ``alpha`` is the overall false-alarm probability reported with the result."""
+    result = bonferroni_z_test(samples, target, alpha=level)
+    n = samples.shape[0]
+    half_width = result.threshold * samples.std(axis=0, ddof=1) / np.sqrt(n)
+    measured = UnbiasednessResult(
+        samples.mean(axis=0), half_width, n, result.statistic, result.threshold, alpha
+    )
+    return measured, result.rejected
