@@ -17,9 +17,9 @@ and differs only in how v is obtained:
 - ``"itd"`` (``steps=T``, ``lr=alpha``, ``checkpoint=False``): reverse mode through T steps of GD
   on g from ``y`` (held constant in x): d/dx f(x, y_T(x)).
 - ``"stocbio"`` (``steps=Q``, ``lr=eta``, ``sampler``, ``generator``, ``variant="paper"`` or
-  ``"reference_code"``): stochastic oracles ``outer(x, y, batch)``, ``inner(x, y, batch)``;
-  the paper's Q+1-term Neumann sum with a fresh batch per HVP, or the official code's
-  single-batch form (see ``bilevel.solvers.stocbio``).
+  ``"reference_code"`` or ``"bsa"``): stochastic oracles ``outer(x, y, batch)``, ``inner(x, y, batch)``;
+  the paper's Q+1-term Neumann sum with a fresh batch per HVP, the official code's
+  single-batch form, or Ghadimi & Wang's randomized truncation (see ``bilevel.solvers.stocbio``).
 
 References: Pedregosa 2016 (AID), Ji, Yang & Liang ICML 2021 (AID-BiO, ITD-BiO), Ghadimi &
 Wang 2018 (randomized truncation); spec sections 1, 6.2-6.4, 7.3-7.7.

@@ -18,7 +18,13 @@ v = eta M^Q b + sum_{k=1}^{Q} M^k b with M = I - eta H_B, which tends to H_B^-1 
 (spec 6.4, section 9 item 1). Kept for regression tests against that code; it is *not* an
 estimate of H^-1 b.
 
-Both return grad_x F(x, y; D_F) - (d^2 G / dx dy)(x, y; D_G) v.
+Ghadimi & Wang's randomized truncation (BSA; ``variant="bsa"``, benchmark_bilevel's
+``hia_jax``; spec 6.4): draw the level p ~ Uniform{0, ..., Q-1} from the generator (after D_F),
+then v = Q eta prod_{i=1}^{p} (I - eta H_{B_i}) b with a fresh batch per product. With
+independent batches E v = eta sum_{k<Q} (I - eta H_bar)^k b (the Q-term Neumann sum) at an
+expected (Q - 1)/2 HVPs.
+
+All return grad_x F(x, y; D_F) - (d^2 G / dx dy)(x, y; D_G) v.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import torch
 from ._flat import check_finite
 from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
 
-VARIANTS = ("paper", "reference_code")
+VARIANTS = ("paper", "reference_code", "bsa")
 
 
 def stocbio_hypergradient(
@@ -62,6 +68,11 @@ def stocbio_hypergradient(
             s = b + s - lr * oracle.hvp(s)
             check_finite(s, "stocBiO Neumann sum", j + 1, "lr above 2 / L")
         v = lr * s
+    elif variant == "bsa":
+        if steps < 1:
+            raise ValueError("the BSA variant needs steps (Q) >= 1: the level is uniform on 0..Q-1")
+        level = int(torch.randint(0, steps, (), generator=generator))
+        v = bsa_product(lambda: at(inner, sampler(generator)), x, y, b, lr, steps, level, counts)
     else:
         oracle = SecondOrderOracle(at(inner, sampler(generator)), x, y, counts)
         term, acc = b, torch.zeros_like(b)
@@ -72,3 +83,22 @@ def stocbio_hypergradient(
         v = lr * term + acc
     mixed_oracle = SecondOrderOracle(at(inner, sampler(generator)), x, y, counts)
     return grad_x_f - mixed_oracle.mixed(v)
+
+
+def bsa_product(
+    draw_inner: Callable[[], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    b: torch.Tensor,
+    lr: float,
+    steps: int,
+    level: int,
+    counts: OracleCounts,
+) -> torch.Tensor:
+    """Q eta prod_{i=1}^{level} (I - eta H_{B_i}) b, each factor on a fresh ``draw_inner()``."""
+    s = b
+    for i in range(level):
+        oracle = SecondOrderOracle(draw_inner(), x, y, counts)
+        s = s - lr * oracle.hvp(s)
+        check_finite(s, "BSA product (I - eta H_B)^i b", i + 1, "lr above 2 / L")
+    return steps * lr * s

@@ -125,3 +125,59 @@ def test_stocbio_counts_and_bad_variant() -> None:
         )
     with pytest.raises(TypeError, match="needs option"):
         hypergradient(outer, inner, x, y, method="stocbio", steps=1, lr=0.1)
+
+
+def test_bsa_variant_is_unbiased_for_the_q_term_neumann_sum() -> None:
+    """Tier 0 over the level p in {0..Q-1} (probability 1/Q each) and the p Hessian batches:
+    E v = eta sum_{k<Q} (I - eta A_bar)^k b (spec 6.4), compared at 1e-12 relative."""
+    from bilevel.solvers.oracles import outer_gradients
+    from bilevel.solvers.stocbio import bsa_product
+
+    x, y = torch.from_numpy(rng.standard_normal(D_X)), torch.from_numpy(rng.standard_normal(D_Y))
+    lr, Q = 0.2, 4
+    _, b = outer_gradients(lambda a, c: outer(a, c, None), x, y, OracleCounts())
+    mean = np.zeros(D_Y)
+    for level in range(Q):
+        for seq in itertools.product(range(2), repeat=level):
+            draws = iter(seq)
+
+            def draw_inner(draws=draws):
+                batch = next(draws)
+                return lambda a, c: inner(a, c, batch)
+
+            v = bsa_product(draw_inner, x, y, b, lr, Q, level, OracleCounts())
+            mean += v.numpy() / Q / 2**level
+    m_bar = np.eye(D_Y) - lr * sum(A_BATCH) / 2
+    expected = lr * sum(np.linalg.matrix_power(m_bar, k) for k in range(Q)) @ b.numpy()
+    assert np.linalg.norm(mean - expected) <= 1e-12 * np.linalg.norm(expected)
+    gen = torch.Generator().manual_seed(0)
+    sampler = lambda g: int(torch.randint(2, (), generator=g))  # noqa: E731
+    counts = OracleCounts()
+    for _ in range(50):
+        hypergradient(
+            outer,
+            inner,
+            x,
+            y,
+            method="stocbio",
+            steps=Q,
+            lr=lr,
+            sampler=sampler,
+            generator=gen,
+            variant="bsa",
+            counts=counts,
+        )
+    assert 0 < counts.hvp < 50 * (Q - 1)  # levels uniform on 0..Q-1: mean (Q - 1)/2 HVPs
+    with pytest.raises(ValueError, match="needs steps"):
+        hypergradient(
+            outer,
+            inner,
+            x,
+            y,
+            method="stocbio",
+            steps=0,
+            lr=lr,
+            sampler=sampler,
+            generator=gen,
+            variant="bsa",
+        )
