@@ -6,16 +6,19 @@
   standardised on the training split);
 - ``hyper_cleaning``: data hyper-cleaning on digits with a stated fraction of corrupted labels
   (per-sample sigmoid weights, linear model; test accuracy and the F1 of detecting corruption);
-- ``sinusoid``: few-shot sinusoid regression tasks for MAML / ANIL.
+- ``sinusoid``: few-shot sinusoid regression tasks for MAML / ANIL;
+- ``pl_game``: the rank-deficient least-squares PL game of spec 7.11 (MGBiO family).
 """
 
 from .hyper_cleaning import HyperCleaningProblem, load_hyper_cleaning
 from .logistic import LogisticHyperparameterProblem, load_logistic_problem
+from .pl_game import PLGameProblem
 from .quadratic import QuadraticProblem
 
 __all__ = [
     "HyperCleaningProblem",
     "LogisticHyperparameterProblem",
+    "PLGameProblem",
     "QuadraticProblem",
     "load_hyper_cleaning",
     "load_logistic_problem",

@@ -103,3 +103,24 @@ def test_hyper_cleaning_learns_to_drop_the_corrupted_labels() -> None:
     assert problem.detection_f1(state.x) > 0.8
     with pytest.raises(ValueError, match="corruption must lie"):
         load_hyper_cleaning(corruption=1.0)
+
+
+def test_pl_game_twin_matches_the_symbolic_game() -> None:
+    """Objectives against ``PLLeastSquaresGame`` at random points, and its PL constant."""
+    from bilevel.analysis import PLLeastSquaresGame
+    from bilevel.solvers.problems import PLGameProblem
+
+    game = PLLeastSquaresGame.random(m=4, d_x=2, d_y=4, rank=2, seed=0)
+    arrays = {k: np.array(getattr(game, k), dtype=float) for k in ("C", "D", "y_target")}
+    problem = PLGameProblem.from_arrays(arrays, nu=float(game.nu))
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal(2), rng.standard_normal(4)
+    symbols = list(game.x) + list(game.y)
+    subs = dict(zip(symbols, list(x) + list(y), strict=True))
+    for torch_fn, sym in ((problem.inner, game.inner()), (problem.outer, game.outer())):
+        value = float(torch_fn(torch.from_numpy(x), torch.from_numpy(y)))
+        assert abs(value - float(sp.N(sym.subs(subs)))) <= 1e-12 * max(1.0, abs(value))
+    assert abs(problem.pl_constant() - game.pl_constant()) <= 1e-10 * game.pl_constant()
+    full = problem.inner(torch.from_numpy(x), torch.from_numpy(y))
+    every_row = problem.inner(torch.from_numpy(x), torch.from_numpy(y), torch.arange(4))
+    assert torch.allclose(full, every_row)
