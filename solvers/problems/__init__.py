@@ -7,19 +7,24 @@
 - ``hyper_cleaning``: data hyper-cleaning on digits with a stated fraction of corrupted labels
   (per-sample sigmoid weights, linear model; test accuracy and the F1 of detecting corruption);
 - ``sinusoid``: few-shot sinusoid regression tasks for MAML / ANIL;
-- ``pl_game``: the rank-deficient least-squares PL game of spec 7.11 (MGBiO family).
+- ``pl_game``: the rank-deficient least-squares PL game of spec 7.11 (MGBiO family);
+- ``hyper_representation``: a shared representation (x) with per-task heads (y) on synthetic
+  multi-task regression.
 """
 
 from .hyper_cleaning import HyperCleaningProblem, load_hyper_cleaning
+from .hyper_representation import HyperRepresentationProblem, make_hyper_representation
 from .logistic import LogisticHyperparameterProblem, load_logistic_problem
 from .pl_game import PLGameProblem
 from .quadratic import QuadraticProblem
 
 __all__ = [
     "HyperCleaningProblem",
+    "HyperRepresentationProblem",
     "LogisticHyperparameterProblem",
     "PLGameProblem",
     "QuadraticProblem",
     "load_hyper_cleaning",
     "load_logistic_problem",
+    "make_hyper_representation",
 ]

@@ -124,3 +124,27 @@ def test_pl_game_twin_matches_the_symbolic_game() -> None:
     full = problem.inner(torch.from_numpy(x), torch.from_numpy(y))
     every_row = problem.inner(torch.from_numpy(x), torch.from_numpy(y), torch.arange(4))
     assert torch.allclose(full, every_row)
+
+
+def test_hyper_representation_is_learned_down_to_the_noise_floor() -> None:
+    """8 tasks, rank-3 representation of 20 features, noise 0.1: the noise floor of the
+    validation loss is 8 x 0.1^2 / 2 = 0.04. 200 AID-BiO iterations (D = 50, N = 10 CG,
+    beta = 0.03) from a random representation measured 16.7 -> 0.058; asserted < 0.1."""
+    from bilevel.solvers.problems import make_hyper_representation
+
+    problem = make_hyper_representation(seed=0)
+    d_x, d_y = problem.dims
+    x0 = torch.as_tensor(0.3 * np.random.default_rng(1).standard_normal(d_x))
+    algo = AIDBiO(
+        problem.outer,
+        problem.inner,
+        inner_steps=50,
+        inner_lr=0.1,
+        outer_lr=0.03,
+        solver="cg",
+        solver_steps=10,
+    )
+    _, trace = algo.run(x0, torch.zeros(d_y, dtype=torch.float64), iterations=200)
+    assert trace[1]["outer_value"] > 10 and trace[-1]["outer_value"] < 0.1
+    with pytest.raises(ValueError, match="rank"):
+        make_hyper_representation(rank=0)
