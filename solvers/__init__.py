@@ -4,6 +4,7 @@
 gradient, Hessian-vector and mixed-product calls for complexity checks.
 """
 
+from .accbio import AccBiO
 from .aid_bio import AIDBiO
 from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
@@ -14,6 +15,7 @@ from .stocbio_bio import StocBiO
 __all__ = [
     "METHODS",
     "AIDBiO",
+    "AccBiO",
     "ITDBiO",
     "OracleCounts",
     "SecondOrderOracle",
