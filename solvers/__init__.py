@@ -6,6 +6,7 @@ gradient, Hessian-vector and mixed-product calls for complexity checks.
 
 from .accbio import AccBiO
 from .aid_bio import AIDBiO
+from .fsla import FSLA
 from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
 from .maml import meta_gradient
@@ -13,6 +14,7 @@ from .oracles import OracleCounts, SecondOrderOracle
 from .stocbio_bio import StocBiO
 
 __all__ = [
+    "FSLA",
     "METHODS",
     "AIDBiO",
     "AccBiO",

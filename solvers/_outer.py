@@ -36,6 +36,23 @@ class OuterAlgorithm(Protocol):
     def step(self, state: Any) -> Any: ...
 
 
+@dataclass(frozen=True)
+class FullBatchTrace:
+    """A stochastic algorithm (objectives ``f(x, y, batch)``) seen by ``run_outer``: its trace
+    evaluates f on the batch ``None``, the objectives' full-data value."""
+
+    algorithm: Any
+
+    def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.algorithm.outer(x, y, None)
+
+    def init(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        return self.algorithm.init(x, y)
+
+    def step(self, state: Any) -> Any:
+        return self.algorithm.step(state)
+
+
 def check_vectors(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype or x.device != y.device:
         raise ValueError("x and y must be 1-D tensors of one dtype and device")

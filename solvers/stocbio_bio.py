@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_vectors, run_outer
+from ._outer import FullBatchTrace, OuterState, check_vectors, run_outer
 from .oracles import inner_gradient
 from .stocbio import VARIANTS, stocbio_hypergradient
 
@@ -89,20 +89,4 @@ class StocBiO:
 
     def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
         """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(_Traced(self), x, y, **budget_and_trace)
-
-
-@dataclass(frozen=True)
-class _Traced:
-    """The trace evaluates f on the batch ``None`` (the objectives' full-data value)."""
-
-    algorithm: StocBiO
-
-    def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.algorithm.outer(x, y, None)
-
-    def init(self, x, y):
-        return self.algorithm.init(x, y)
-
-    def step(self, state):
-        return self.algorithm.step(state)
+        return run_outer(FullBatchTrace(self), x, y, **budget_and_trace)

@@ -167,15 +167,16 @@ def test_fo_itd_bio_converges_to_the_biased_point_of_spec_7_3() -> None:
     assert np.linalg.norm(grad_at_fo) > 1e-2  # a biased point, not a stationary one
 
 
-def _batched_quadratic(inst, noise: float):
-    """Minibatch oracles on a quadratic: batch j scales A by (1 + noise * s_j), s_j = +-1 equally
-    likely (mean A); batch None is the full (mean) objective."""
+def _batched_quadratic(inst, noise: float, whole_inner: bool = False):
+    """Minibatch oracles on a quadratic: batch j scales A (or, with ``whole_inner``, all of g) by
+    (1 + noise * s_j), s_j = +-1 equally likely (mean 1); batch None is the full objective."""
     b = {k: torch.as_tensor(np.asarray(v, float)) for k, v in inst.as_numpy().items()}
     b = {k: v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v for k, v in b.items()}
 
     def inner(x, y, batch):
         scale = 1.0 if batch is None else 1.0 + noise * batch
-        return 0.5 * scale * y @ (b["A"] @ y) - y @ (b["B"] @ x + b["c"])
+        linear = y @ (b["B"] @ x + b["c"])
+        return 0.5 * scale * y @ (b["A"] @ y) - (scale if whole_inner else 1.0) * linear
 
     def outer(x, y, batch):
         return (
@@ -356,3 +357,36 @@ def test_accbio_beats_aid_bio_in_outer_iterations_on_an_ill_conditioned_phi() ->
     assert acc_trace[-1]["grad_norm"] < 1e-8 < aid_trace[-1]["grad_norm"]
     with pytest.raises(ValueError, match="kappa_y is a condition number"):
         AccBiO(outer, inner, inner_steps=1, inner_lr=0.1, outer_lr=0.1, kappa_y=0.5)
+
+
+def test_fsla_without_noise_is_single_loop_aid_and_storm_is_inert() -> None:
+    """Noise-free batches: FSLA with or without STORM (eta = 0.5 or 1) follows the same iterates
+    (m_k = d_k exactly, see the module docstring) and reaches ||grad Phi|| < 1e-8; with noise
+    the STORM and plain runs differ and each is reproducible from its seed."""
+    from bilevel.solvers.fsla import FSLA
+
+    inst, _, _, _, L_phi, grad_phi = _setup(0)
+    L = float(inst.constants.L)
+    x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+
+    def run(noise: float, momentum: float, seed: int = 0, iterations: int = 3000):
+        outer, inner, sampler = _batched_quadratic(inst, noise=noise, whole_inner=True)
+        algo = FSLA(
+            outer,
+            inner,
+            sampler,
+            torch.Generator().manual_seed(seed),
+            inner_lr=1 / L,
+            outer_lr=0.5 / L_phi,
+            momentum=momentum,
+        )
+        return algo.run(x0, y0, iterations=iterations, grad_phi=grad_phi)
+
+    plain, trace = run(0.0, 1.0)
+    storm, _ = run(0.0, 0.5)
+    assert trace[-1]["grad_norm"] < 1e-8
+    assert torch.allclose(plain.x, storm.x, rtol=1e-9, atol=1e-12)
+    noisy_a, _ = run(0.3, 0.5, iterations=50)
+    noisy_b, _ = run(0.3, 0.5, iterations=50)
+    noisy_plain, _ = run(0.3, 1.0, iterations=50)
+    assert torch.equal(noisy_a.x, noisy_b.x) and not torch.allclose(noisy_a.x, noisy_plain.x)
