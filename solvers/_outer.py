@@ -6,6 +6,7 @@ An algorithm provides ``init(x, y) -> state`` and ``step(state) -> state``, wher
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,22 @@ class FullBatchTrace:
 
     def step(self, state: Any) -> Any:
         return self.algorithm.step(state)
+
+
+def check_objectives(outer: Callable, inner: Callable, arity: int, algorithm: str) -> None:
+    """Refuse objectives that cannot take ``arity`` positional arguments ((x, y) for
+    deterministic algorithms, (x, y, batch) for stochastic ones) before any work."""
+    for fn, name in ((outer, "outer"), (inner, "inner")):
+        if not callable(fn):
+            raise TypeError(f"{algorithm}: {name} must be callable")
+        try:
+            inspect.signature(fn).bind(*range(arity))
+        except TypeError as exc:
+            kind = "(x, y, batch)" if arity == 3 else "(x, y)"
+            message = f"{algorithm} calls {name}{kind}; {name} does not accept that: {exc}"
+            raise TypeError(message) from exc
+        except ValueError:  # builtins without a signature: checked at the first call
+            pass
 
 
 def check_vectors(x: torch.Tensor, y: torch.Tensor) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_vectors, run_outer
+from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -54,6 +54,7 @@ class AccBiO:
     solver_steps: int = 10
 
     def __post_init__(self) -> None:
+        check_objectives(self.outer, self.inner, 2, "AccBiO")
         check_steps(self.inner_steps, "inner_steps")
         check_steps(self.solver_steps, "solver_steps")
         check_step_size(self.inner_lr, "inner_lr")

@@ -28,7 +28,7 @@ import torch
 
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_vectors, run_outer
+from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -58,6 +58,7 @@ class AIDBiO:
     warm_start_y: bool = True
 
     def __post_init__(self) -> None:
+        check_objectives(self.outer, self.inner, 2, "AIDBiO")
         _steps_at(self.inner_steps, 0, "inner_steps")
         _steps_at(self.solver_steps, 0, "solver_steps")
         check_step_size(self.inner_lr, "inner_lr")

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size
-from ._outer import FullBatchTrace, OuterState, check_vectors, run_outer
+from ._outer import FullBatchTrace, OuterState, check_objectives, check_vectors, run_outer
 from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
 
 Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
@@ -50,6 +50,7 @@ class FSLA:
     momentum: float = 1.0  # eta in (0, 1]; 1 turns STORM off
 
     def __post_init__(self) -> None:
+        check_objectives(self.outer, self.inner, 3, "FSLA")
         check_step_size(self.inner_lr, "inner_lr")
         check_step_size(self.outer_lr, "outer_lr")
         if not 0 < self.momentum <= 1:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_vectors, run_outer
+from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from .itd import itd_hypergradient_and_iterate
 from .oracles import inner_gradient, outer_gradients
 
@@ -44,6 +44,7 @@ class ITDBiO:
     warm_start: bool = True
 
     def __post_init__(self) -> None:
+        check_objectives(self.outer, self.inner, 2, "ITDBiO")
         check_steps(self.inner_steps, "inner_steps")
         check_step_size(self.inner_lr, "inner_lr")
         check_step_size(self.outer_lr, "outer_lr")

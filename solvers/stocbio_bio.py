@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import FullBatchTrace, OuterState, check_vectors, run_outer
+from ._outer import FullBatchTrace, OuterState, check_objectives, check_vectors, run_outer
 from .oracles import inner_gradient
 from .stocbio import VARIANTS, stocbio_hypergradient
 
@@ -45,6 +45,7 @@ class StocBiO:
     variant: str = "paper"
 
     def __post_init__(self) -> None:
+        check_objectives(self.outer, self.inner, 3, "StocBiO")
         check_steps(self.inner_steps, "inner_steps")
         check_steps(self.neumann_steps, "neumann_steps")
         for value, name in (

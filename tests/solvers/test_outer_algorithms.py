@@ -390,3 +390,31 @@ def test_fsla_without_noise_is_single_loop_aid_and_storm_is_inert() -> None:
     noisy_b, _ = run(0.3, 0.5, iterations=50)
     noisy_plain, _ = run(0.3, 1.0, iterations=50)
     assert torch.equal(noisy_a.x, noisy_b.x) and not torch.allclose(noisy_a.x, noisy_plain.x)
+
+
+def test_incompatible_objectives_are_refused_before_the_run() -> None:
+    """A minibatch problem handed to a deterministic algorithm, and the reverse."""
+    from bilevel.solvers.stocbio_bio import StocBiO
+
+    inst, _, outer_det, inner_det, _, _ = _setup(0)
+    outer_b, inner_b, sampler = _batched_quadratic(inst, noise=0.1)
+    with pytest.raises(TypeError, match=r"AIDBiO calls outer\(x, y\)"):
+        AIDBiO(
+            lambda x, y, batch: outer_b(x, y, batch),
+            inner_det,
+            inner_steps=1,
+            inner_lr=0.1,
+            outer_lr=0.1,
+        )
+    with pytest.raises(TypeError, match=r"StocBiO calls outer\(x, y, batch\)"):
+        StocBiO(
+            outer_det,
+            inner_b,
+            sampler,
+            torch.Generator(),
+            inner_steps=1,
+            inner_lr=0.1,
+            outer_lr=0.1,
+            neumann_steps=1,
+            neumann_lr=0.1,
+        )
