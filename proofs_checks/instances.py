@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from bilevel.analysis import QuadraticBilevel
@@ -23,3 +24,21 @@ def quadratic_objectives(
     + x^T S y, as torch functions of 1-D tensors x, y (``bilevel.solvers.problems``)."""
     problem = QuadraticProblem.from_blocks(inst.as_numpy(), dtype=dtype, device=device)
     return problem.outer, problem.inner
+
+
+def hyperobjective_hessian(inst: QuadraticBilevel) -> np.ndarray:
+    """The (constant) Hessian of Phi: R + S A^-1 B + B^T A^-1 S^T + B^T A^-1 P A^-1 B."""
+    b = inst.as_numpy()
+    Ai = np.linalg.inv(b["A"])
+    hess = b["R"] + b["S"] @ Ai @ b["B"] + b["B"].T @ Ai @ b["S"].T
+    hess = hess + b["B"].T @ Ai @ b["P"] @ Ai @ b["B"]
+    return (hess + hess.T) / 2
+
+
+def convex_phi_instance(d_x: int, d_y: int, kappa: float, seed: int) -> QuadraticBilevel:
+    """``QuadraticBilevel.random`` with R shifted so that Phi's Hessian has eigenvalues >= 1."""
+    base = QuadraticBilevel.random(d_x, d_y, kappa, seed)
+    blocks = dict(base.as_numpy())
+    shift = max(0.0, 1.0 - float(np.linalg.eigvalsh(hyperobjective_hessian(base)).min()))
+    blocks["R"] = blocks["R"] + shift * np.eye(d_x)
+    return QuadraticBilevel(**blocks)
