@@ -70,6 +70,12 @@ def check_objectives(outer: Callable, inner: Callable, arity: int, algorithm: st
             pass
 
 
+def check_generator(generator: Any) -> None:
+    """Stochastic algorithms draw every batch from one explicit ``torch.Generator``."""
+    if not isinstance(generator, torch.Generator):
+        raise TypeError("generator must be a torch.Generator (all sampling goes through it)")
+
+
 def check_vectors(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype or x.device != y.device:
         raise ValueError("x and y must be 1-D tensors of one dtype and device")

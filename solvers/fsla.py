@@ -21,7 +21,14 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size
-from ._outer import FullBatchTrace, OuterState, check_objectives, check_vectors, run_outer
+from ._outer import (
+    FullBatchTrace,
+    OuterState,
+    check_generator,
+    check_objectives,
+    check_vectors,
+    run_outer,
+)
 from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
 
 Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
@@ -55,8 +62,7 @@ class FSLA:
         check_step_size(self.outer_lr, "outer_lr")
         if not 0 < self.momentum <= 1:
             raise ValueError(f"momentum (eta) must lie in (0, 1], got {self.momentum}")
-        if not isinstance(self.generator, torch.Generator):
-            raise TypeError("generator must be a torch.Generator (all sampling goes through it)")
+        check_generator(self.generator)
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> FSLAState:
         check_vectors(x, y)
@@ -68,10 +74,10 @@ class FSLA:
         g = lambda a, b: self.inner(a, b, batch)  # noqa: E731
         x, counts, k = state.x, state.counts, state.iteration
         y = state.y - self.inner_lr * inner_gradient(g, x, state.y, counts)
-        _, grad_y_f = outer_gradients(f, x, y, counts)
-        oracle = SecondOrderOracle(g, x, y, counts)
+        grad_x_f, grad_y_f = outer_gradients(f, x, y, counts)
+        oracle = SecondOrderOracle(g, x, y, counts)  # serves both the HVP and d's mixed product
         v = state.v - self.inner_lr * (oracle.hvp(state.v) - grad_y_f)
-        d_new = _direction(f, g, x, y, v, counts)
+        d_new = grad_x_f - oracle.mixed(v)
         if state.m is None or self.momentum == 1.0:
             m = d_new
         else:

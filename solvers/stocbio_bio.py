@@ -19,7 +19,14 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import FullBatchTrace, OuterState, check_objectives, check_vectors, run_outer
+from ._outer import (
+    FullBatchTrace,
+    OuterState,
+    check_generator,
+    check_objectives,
+    check_vectors,
+    run_outer,
+)
 from .oracles import inner_gradient
 from .stocbio import VARIANTS, stocbio_hypergradient
 
@@ -56,8 +63,7 @@ class StocBiO:
             check_step_size(value, name)
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown stocBiO variant {self.variant!r}; choose one of {VARIANTS}")
-        if not isinstance(self.generator, torch.Generator):
-            raise TypeError("generator must be a torch.Generator (all sampling goes through it)")
+        check_generator(self.generator)
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> StocBiOState:
         check_vectors(x, y)
