@@ -11,6 +11,7 @@ from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
 from .maml import meta_gradient
 from .oracles import OracleCounts, SecondOrderOracle
+from .stability import Smoothness, estimate_inner_smoothness
 from .stocbio_bio import StocBiO
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "ITDBiO",
     "OracleCounts",
     "SecondOrderOracle",
+    "Smoothness",
     "StocBiO",
+    "estimate_inner_smoothness",
     "hypergradient",
     "meta_gradient",
 ]

@@ -27,6 +27,7 @@ from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
+from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -52,6 +53,7 @@ class AccBiO:
     kappa_y: float
     kappa_x: float | None = None  # None: convex Phi, momentum (k - 1)/(k + 2)
     solver_steps: int = 10
+    smoothness: Smoothness | None = None  # inner_lr < 2/L_g, outer_lr <= 1/L_Phi
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 2, "AccBiO")
@@ -62,6 +64,12 @@ class AccBiO:
         for value, name in ((self.kappa_y, "kappa_y"), (self.kappa_x, "kappa_x")):
             if value is not None and not value >= 1:
                 raise ValueError(f"{name} is a condition number and must be >= 1, got {value}")
+        check_inner_and_outer_steps(
+            self.smoothness,
+            {"inner_lr": self.inner_lr},
+            {"outer_lr (Nesterov step)": self.outer_lr},
+            outer_limit=1.0,
+        )
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> AccBiOState:
         check_vectors(x, y)

@@ -30,6 +30,7 @@ from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
+from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SOLVERS = ("cg", "neumann")
@@ -56,6 +57,7 @@ class AIDBiO:
     solver_lr: float | None = None  # the Neumann step eta (default: inner_lr)
     warm_start: bool = True
     warm_start_y: bool = True
+    smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 2, "AIDBiO")
@@ -67,6 +69,12 @@ class AIDBiO:
             raise ValueError(f"unknown solver {self.solver!r}; choose one of {SOLVERS}")
         if self.solver_lr is not None:
             check_step_size(self.solver_lr, "solver_lr")
+        neumann_lr = (self.solver_lr or self.inner_lr) if self.solver == "neumann" else None
+        check_inner_and_outer_steps(
+            self.smoothness,
+            {"inner_lr": self.inner_lr, "solver_lr (Neumann eta)": neumann_lr},
+            {"outer_lr": self.outer_lr},
+        )
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
         check_vectors(x, y)

@@ -30,6 +30,7 @@ from ._outer import (
     run_outer,
 )
 from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
+from .stability import Smoothness, check_inner_and_outer_steps
 
 Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
@@ -55,6 +56,7 @@ class FSLA:
     inner_lr: float
     outer_lr: float
     momentum: float = 1.0  # eta in (0, 1]; 1 turns STORM off
+    smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 3, "FSLA")
@@ -63,6 +65,9 @@ class FSLA:
         if not 0 < self.momentum <= 1:
             raise ValueError(f"momentum (eta) must lie in (0, 1], got {self.momentum}")
         check_generator(self.generator)
+        check_inner_and_outer_steps(
+            self.smoothness, {"inner_lr": self.inner_lr}, {"outer_lr": self.outer_lr}
+        )
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> FSLAState:
         check_vectors(x, y)

@@ -23,6 +23,7 @@ from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from .itd import itd_hypergradient_and_iterate
 from .oracles import inner_gradient, outer_gradients
+from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -42,6 +43,7 @@ class ITDBiO:
     first_order: bool = False
     checkpoint: bool = False
     warm_start: bool = True
+    smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 2, "ITDBiO")
@@ -50,6 +52,9 @@ class ITDBiO:
         check_step_size(self.outer_lr, "outer_lr")
         if self.first_order and self.checkpoint:
             raise ValueError("checkpoint applies to ITD-BiO's reverse pass, not to FO-ITD-BiO")
+        check_inner_and_outer_steps(
+            self.smoothness, {"inner_lr": self.inner_lr}, {"outer_lr": self.outer_lr}
+        )
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> ITDBiOState:
         check_vectors(x, y)

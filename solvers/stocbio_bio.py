@@ -28,6 +28,7 @@ from ._outer import (
     run_outer,
 )
 from .oracles import inner_gradient
+from .stability import Smoothness, check_inner_and_outer_steps
 from .stocbio import VARIANTS, stocbio_hypergradient
 
 Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
@@ -50,6 +51,7 @@ class StocBiO:
     neumann_steps: int
     neumann_lr: float
     variant: str = "paper"
+    smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 3, "StocBiO")
@@ -64,6 +66,11 @@ class StocBiO:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown stocBiO variant {self.variant!r}; choose one of {VARIANTS}")
         check_generator(self.generator)
+        check_inner_and_outer_steps(
+            self.smoothness,
+            {"inner_lr": self.inner_lr, "neumann_lr": self.neumann_lr},
+            {"outer_lr": self.outer_lr},
+        )
 
     def init(self, x: torch.Tensor, y: torch.Tensor) -> StocBiOState:
         check_vectors(x, y)

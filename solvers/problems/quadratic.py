@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from ..stability import Smoothness
+
 BLOCKS = ("A", "B", "c", "P", "p", "R", "r", "S")
 
 
@@ -58,3 +60,14 @@ class QuadraticProblem:
         b = self.blocks
         quad_y = 0.5 * y @ (b["P"] @ y) + b["p"] @ y
         return quad_y + 0.5 * x @ (b["R"] @ x) + b["r"] @ x + x @ (b["S"] @ y)
+
+    def smoothness(self) -> Smoothness:
+        r"""L_g = lambda_max(A) and L_Phi = ||nabla^2 Phi||_2 with, for y*(x) = A^{-1}(B x + c)
+        and J = A^{-1} B, nabla^2 Phi = R + S J + J^T S^T + J^T P J (Phi is quadratic)."""
+        b = self.blocks
+        jacobian = torch.linalg.solve(b["A"], b["B"])
+        hessian = (
+            b["R"] + b["S"] @ jacobian + jacobian.T @ b["S"].T + jacobian.T @ b["P"] @ jacobian
+        )
+        inner = float(torch.linalg.eigvalsh(b["A"]).max())
+        return Smoothness(inner=inner, outer=float(torch.linalg.matrix_norm(hessian, ord=2)))

@@ -5,7 +5,8 @@ r"""Few-shot sinusoid regression (Finn et al. 2017): task tau = (amplitude, phas
 ``((support_inputs, support_targets), (query_inputs, query_targets))`` with the task index first
 (shapes (tasks, shots, 1)), ready for ``bilevel.solvers.maml.meta_gradient``; ``regressor()`` is
 the usual 1-40-40-1 ReLU network and ``mse_loss(model)`` its loss on a task's data through
-``torch.func.functional_call``.
+``torch.func.functional_call``. ``HEAD_KEYS`` names the last layer's parameters: ANIL adapts
+only those (``adapt_keys=HEAD_KEYS``); the two hidden layers are the shared body.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def sample_tasks(
         (inputs[:, :shots], targets[:, :shots]),
         (inputs[:, shots:], targets[:, shots:]),
     )
+
+
+HEAD_KEYS = ("4.weight", "4.bias")  # the last Linear of ``regressor()``
 
 
 def regressor(hidden: int = 40, dtype: torch.dtype = torch.float64) -> torch.nn.Module:

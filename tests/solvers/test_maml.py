@@ -158,3 +158,80 @@ def test_meta_training_on_sinusoids_beats_the_unadapted_start() -> None:
     )
     first, last = np.mean(losses[:20]), np.mean(losses[-20:])
     assert last < 0.9 * first
+
+
+def _reference_meta_gradient(model, params, tasks, steps, lr, head_only):
+    """Plain ``torch.autograd`` through the unrolled adaptation, one task at a time (no
+    torch.func): the meta-gradient MAML (all parameters adapted) or ANIL (head only) defines."""
+    from torch.func import functional_call
+
+    from bilevel.solvers.problems.sinusoid import HEAD_KEYS
+
+    (xs, ys), (xq, yq) = tasks
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    adapted = set(HEAD_KEYS) if head_only else set(leaves)
+    total = {k: torch.zeros_like(v) for k, v in leaves.items()}
+    for t in range(xs.shape[0]):
+        phi = dict(leaves)
+        for _ in range(steps):
+            support = ((functional_call(model, phi, (xs[t],)) - ys[t]) ** 2).mean()
+            keys = sorted(adapted)
+            grads = torch.autograd.grad(support, [phi[k] for k in keys], create_graph=True)
+            phi = {**phi, **{k: phi[k] - lr * g for k, g in zip(keys, grads, strict=True)}}
+        query = ((functional_call(model, phi, (xq[t],)) - yq[t]) ** 2).mean()
+        grads = torch.autograd.grad(query, list(leaves.values()))
+        for k, g in zip(leaves, grads, strict=True):
+            total[k] += g / xs.shape[0]
+    return total
+
+
+@pytest.mark.parametrize("method", ["anil", "maml"])
+def test_meta_gradient_of_the_sinusoid_network_matches_plain_autograd(method: str) -> None:
+    """The 1-40-40-1 ReLU net with its last layer as the head: ANIL (head adapted, 3 steps) and
+    MAML (all adapted) equal an unrolled plain-autograd reference to 1e-10 relative (float64
+    round-off through 3 steps of a 1.7k-parameter net). ANIL's body gradient is not zero: the
+    body shapes the features the adapted head sees."""
+    from bilevel.solvers.problems.sinusoid import HEAD_KEYS, mse_loss, regressor, sample_tasks
+
+    torch.manual_seed(0)
+    model = regressor()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    tasks = sample_tasks(torch.Generator().manual_seed(3), tasks=4, shots=5, queries=10)
+    loss = mse_loss(model)
+    keys = HEAD_KEYS if method == "anil" else None
+    out = meta_gradient(params, loss, loss, tasks, steps=3, lr=0.01, method=method, adapt_keys=keys)
+    expected = _reference_meta_gradient(model, params, tasks, 3, 0.01, method == "anil")
+    for k in params:
+        assert torch.allclose(out[k], expected[k], rtol=1e-10, atol=1e-13), k
+    assert float(torch.linalg.vector_norm(out["0.weight"])) > 1e-3
+
+
+def test_anil_meta_training_on_sinusoids_lowers_the_adapted_loss() -> None:
+    """ANIL (head adapted, 5 steps, alpha = 0.05) on the same setting as the MAML test: the mean
+    post-adaptation query loss over the last 20 of 300 iterations falls below 0.9x the first 20
+    (measured 4.11 -> 2.38; deterministic given the seeds)."""
+    from functools import partial
+
+    from bilevel.solvers.maml import meta_train
+    from bilevel.solvers.problems.sinusoid import HEAD_KEYS, mse_loss, regressor, sample_tasks
+
+    torch.manual_seed(0)
+    model = regressor()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    loss = mse_loss(model)
+    _, losses = meta_train(
+        params,
+        loss,
+        loss,
+        partial(sample_tasks, tasks=8, shots=5, queries=10),
+        torch.Generator().manual_seed(1),
+        iterations=300,
+        steps=5,
+        lr=0.05,
+        meta_lr=0.03,
+        method="anil",
+        adapt_keys=HEAD_KEYS,
+    )
+    first, last = np.mean(losses[:20]), np.mean(losses[-20:])
+    print(f"ANIL: {first:.3f} -> {last:.3f}")
+    assert last < 0.9 * first

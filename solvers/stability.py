@@ -1,0 +1,103 @@
+r"""Step sizes against the stability bounds of the methods, checked before a run.
+
+Gradient descent y <- y - alpha grad_y g on an L-smooth, mu-strongly convex g contracts for every
+alpha in (0, 2/L) and diverges on a quadratic with curvature L once alpha > 2/L
+(|1 - alpha L| > 1; Nesterov 2004, Thm 2.1.15). The fixed-point (Neumann) iteration
+v <- v - eta (H v - b) is the same map, so eta needs (0, 2/L) too. Outer gradient steps on an
+L_Phi-smooth Phi need beta < 2/L_Phi, and Nesterov's accelerated step (AccBiO) beta <= 1/L_Phi.
+
+An outer algorithm given ``smoothness=Smoothness(inner=L_g, outer=L_Phi)`` refuses step sizes
+outside these ranges at construction. The constants come from the problem
+(``QuadraticProblem.smoothness()``) or from ``estimate_inner_smoothness`` (power iteration on
+Hessian-vector products at a point).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .oracles import OracleCounts, SecondOrderOracle
+
+
+@dataclass(frozen=True)
+class Smoothness:
+    """``inner`` = L_g, the largest eigenvalue of d^2 g / dy^2 over the region the run visits;
+    ``outer`` = L_Phi, the Lipschitz constant of grad Phi (optional)."""
+
+    inner: float
+    outer: float | None = None
+
+    def __post_init__(self) -> None:
+        for value, name in ((self.inner, "inner"), (self.outer, "outer")):
+            if value is not None and not (0 < value < float("inf")):
+                raise ValueError(f"Smoothness.{name} must be a positive finite number, got {value}")
+
+
+def check_stable_step(step: float, smoothness: float | None, name: str, *, limit: float = 2.0):
+    """Raise ``ValueError`` if ``step >= limit / smoothness`` (the method's stability range);
+    no check when the constant is unknown (``None``)."""
+    if smoothness is None:
+        return
+    bound = limit / smoothness
+    if step >= bound and limit == 2.0:
+        raise ValueError(
+            f"{name} = {step:g} is outside the stability range (0, 2/L) = (0, {bound:g}) for "
+            f"L = {smoothness:g}: the gradient iteration diverges along the top eigenvector"
+        )
+    if step > bound:
+        raise ValueError(
+            f"{name} = {step:g} exceeds the proven range (0, {limit:g}/L] = (0, {bound:g}] "
+            f"for L = {smoothness:g}"
+        )
+
+
+def check_inner_and_outer_steps(
+    smoothness: Smoothness | None,
+    inner_steps: dict[str, float | None],
+    outer_steps: dict[str, float | None],
+    *,
+    outer_limit: float = 2.0,
+) -> None:
+    """Check every named inner step against 2/L_g and every outer step against
+    ``outer_limit``/L_Phi (``None`` entries are skipped: a default taken from another step)."""
+    if smoothness is None:
+        return
+    for name, step in inner_steps.items():
+        if step is not None:
+            check_stable_step(step, smoothness.inner, name)
+    for name, step in outer_steps.items():
+        if step is not None:
+            check_stable_step(step, smoothness.outer, name, limit=outer_limit)
+
+
+def estimate_inner_smoothness(
+    inner: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    iterations: int = 100,
+    generator: torch.Generator | None = None,
+) -> float:
+    r"""The largest eigenvalue of H = d^2 g / dy^2 at (x, y) by power iteration on HVPs.
+
+    The Rayleigh quotient of the k-th iterate approaches lambda_max from below at rate
+    (lambda_2 / lambda_max)^(2k) for a positive semi-definite H; it is a lower bound, so pass a
+    margin (or the problem's exact constant) when the step size is close to the boundary.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    oracle = SecondOrderOracle(inner, x.detach(), y.detach(), OracleCounts())
+    v = torch.randn(y.shape, dtype=y.dtype, generator=generator).to(y.device)
+    v = v / torch.linalg.vector_norm(v)
+    estimate = 0.0
+    for _ in range(iterations):
+        hv = oracle.hvp(v)
+        estimate = float(v @ hv)
+        norm = torch.linalg.vector_norm(hv)
+        if norm == 0:
+            return 0.0
+        v = hv / norm
+    return estimate
