@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from bilevel.analysis import QuadraticBilevel
+from bilevel.analysis.meta_learning import QuadraticMetaLearning
 from bilevel.solvers.problems import QuadraticProblem
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,3 +43,46 @@ def convex_phi_instance(d_x: int, d_y: int, kappa: float, seed: int) -> Quadrati
     shift = max(0.0, 1.0 - float(np.linalg.eigvalsh(hyperobjective_hessian(base)).min()))
     blocks["R"] = blocks["R"] + shift * np.eye(d_x)
     return QuadraticBilevel(**blocks)
+
+
+def meta_quadratic_instance(
+    seed: int, tasks: int = 4, dim: int = 3, steps: int = 5, alpha: float = 0.1
+) -> QuadraticMetaLearning:
+    """Random quadratic meta-learning tasks (spec 7.9): A, G = M M^T / dim + I (eigenvalues in
+    about [1, 4]), c, d standard normal, uniform task probabilities; exact rationals of floats."""
+    rng = np.random.default_rng(seed)
+
+    def spd() -> np.ndarray:
+        m = rng.standard_normal((dim, dim))
+        return m @ m.T / dim + np.eye(dim)
+
+    A = [spd() for _ in range(tasks)]
+    G = [spd() for _ in range(tasks)]
+    c = [rng.standard_normal(dim) for _ in range(tasks)]
+    d = [rng.standard_normal(dim) for _ in range(tasks)]
+    return QuadraticMetaLearning(A, c, G, d, alpha, steps)
+
+
+def meta_quadratic_losses(inst: QuadraticMetaLearning) -> tuple[Callable, Callable, Callable]:
+    """(train_loss(phi, task), test_loss(phi, task), sampler(generator) -> task) in torch,
+    float64, with tasks drawn by their probabilities."""
+
+    def tensor(m) -> torch.Tensor:
+        return torch.tensor(np.array(m, dtype=float), dtype=torch.float64)
+
+    A, G = [tensor(a) for a in inst.A], [tensor(g) for g in inst.G]
+    c, d = [tensor(v).reshape(-1) for v in inst.c], [tensor(v).reshape(-1) for v in inst.d]
+    weights = torch.tensor([float(w) for w in inst.w], dtype=torch.float64)
+
+    def train_loss(phi: torch.Tensor, task: int) -> torch.Tensor:
+        e = phi - c[task]
+        return 0.5 * e @ (A[task] @ e)
+
+    def test_loss(phi: torch.Tensor, task: int) -> torch.Tensor:
+        e = phi - d[task]
+        return 0.5 * e @ (G[task] @ e)
+
+    def sampler(generator: torch.Generator) -> int:
+        return int(torch.multinomial(weights, 1, generator=generator))
+
+    return train_loss, test_loss, sampler
