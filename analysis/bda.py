@@ -60,7 +60,7 @@ def harmonic_schedule(a: Any, K: int) -> list[sp.Expr]:
     return [a / (k + 1) for k in range(check_nonnegative_int(K, "K"))]
 
 
-def geometric_schedule(alpha: Any, K: int, decay: Any = sp.Rational(9, 10)) -> list[sp.Expr]:
+def geometric_schedule(alpha: Any, K: int, decay: Any = "9/10") -> list[sp.Expr]:
     """The official code's upper-level weights alpha * decay^k (summable: sum < inf)."""
     alpha, decay = to_exact(alpha), to_exact(decay)
     return [alpha * decay**k for k in range(check_nonnegative_int(K, "K"))]

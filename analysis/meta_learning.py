@@ -225,10 +225,10 @@ def ufom_optimal_q(v2: Any, d2: Any, c_det: Any, c_rnd: Any) -> sp.Expr:
 
 
 def ufom_divergence_toy(
-    a: tuple[Any, Any] = (sp.Rational(1, 2), sp.Rational(3, 2)),
-    alpha: Any = sp.Rational(1, 10),
+    a: tuple[Any, Any] = ("1/2", "3/2"),
+    alpha: Any = "1/10",
     r: int = 10,
-    d_target: Any = sp.Rational(3, 50),
+    d_target: Any = "3/50",
 ) -> tuple[QuadraticMetaLearning, dict[str, sp.Expr]]:
     r"""The 1-D two-task toy of ``simulate_fo_div`` (spec 4.6) in its quadratic region.
 
