@@ -10,7 +10,7 @@ Hessian treatment (plain HVPs or spectral clipping ``clip``) is a parameter for 
     x_{t+1} = x_t - eta gamma m_{t+1}
 
 Claimed [abs]: O(eps^-2) gradient complexity for ||grad F(x)|| <= eps (registry
-``mgbio/gradient-complexity``).
+``mgbio/gradients``).
 """
 
 from __future__ import annotations

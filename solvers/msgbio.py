@@ -11,7 +11,7 @@ w = grad_x f - (d^2 g/dx dy) v:
     u_{t+1} = (1 - beta_{t+1}) u_t + beta_{t+1} grad_y g(x_{t+1}, y_{t+1}; xi_{t+1})   (same for p, m)
 
 with eta_t = k / (m0 + t)^(1/2). Claimed [abs]: O~(eps^-4) samples for E||grad F|| <= eps
-(registry ``msgbio/sample-complexity``). ``VRMSGBiO`` (``vr_msgbio``) swaps the estimators for
+(registry ``msgbio/samples``). ``VRMSGBiO`` (``vr_msgbio``) swaps the estimators for
 STORM and the schedule for eta_t = k / (m0 + t)^(1/3), beta_{t+1} = c eta_t^2.
 """
 

@@ -5,7 +5,7 @@ r"""VR-MSGBiO: MSGBiO with STORM variance reduction (Huang, arXiv:2303.03944; sp
 
 (the same sample at both points; likewise for the v-residual p and the direction m), with
 eta_t = k / (m0 + t)^(1/3) and beta_{t+1} = c eta_t^2. Claimed [abs]: O~(eps^-3) samples for
-E||grad F|| <= eps (registry ``vr-msgbio/sample-complexity``). Without noise every STORM
+E||grad F|| <= eps (registry ``vr-msgbio/samples``). Without noise every STORM
 correction vanishes and the estimators are the fresh full gradients.
 """
 

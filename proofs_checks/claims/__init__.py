@@ -7,7 +7,11 @@
 - ``randomized_truncation``: unbiasedness of the randomized-truncation estimator, and the
   refuted "unbiased" claims of the first-order and truncated-Neumann estimators;
 - ``lower_bounds``: the zero-chain lower bound that Krylov inner solvers cannot beat;
-- ``outer_algorithms``: rates and limits of whole algorithms (AID-BiO, ITD-BiO without loops).
+- ``outer_algorithms``: rates and limits of whole algorithms (AID-BiO, ITD-BiO without loops);
+- ``minimax``: the minimax reformulation's O(1/lambda) bias and GDA's spectral boundary;
+- ``momentum_pl``: the PL surrogate's selection invariance and MGBiO's gradient complexity;
+- ``debiasing``: FOM's bias, UFOM's unbiasedness and second moment, the two-task toy;
+- ``bda``: BDA against RHG on the non-singleton counterexample, and the official schedule.
 
 Users add their own with ``bilevel verify --claims my.module`` (a module with ``CLAIMS``).
 """
@@ -18,7 +22,17 @@ from ..engine import Claim
 
 
 def builtin_claims() -> tuple[Claim, ...]:
-    from . import foundation, ji2021, lower_bounds, outer_algorithms, randomized_truncation
+    from . import (
+        bda,
+        debiasing,
+        foundation,
+        ji2021,
+        lower_bounds,
+        minimax,
+        momentum_pl,
+        outer_algorithms,
+        randomized_truncation,
+    )
 
     return (
         *foundation.CLAIMS,
@@ -26,4 +40,8 @@ def builtin_claims() -> tuple[Claim, ...]:
         *randomized_truncation.CLAIMS,
         *lower_bounds.CLAIMS,
         *outer_algorithms.CLAIMS,
+        *minimax.CLAIMS,
+        *momentum_pl.CLAIMS,
+        *debiasing.CLAIMS,
+        *bda.CLAIMS,
     )

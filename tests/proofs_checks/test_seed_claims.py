@@ -1,0 +1,74 @@
+"""The claims of the four seed methods (minimax GDA, the MGBiO family, FOM/UFOM, BDA): each
+quick grid gives the expected verdict, and a planted failure (the paper's mechanism removed)
+turns a holding claim into a refuted one."""
+
+from __future__ import annotations
+
+import pytest
+
+from bilevel.proofs_checks.claims import bda, debiasing, minimax, momentum_pl
+from bilevel.proofs_checks.engine import Claim
+
+FAST = [
+    *minimax.CLAIMS,
+    *momentum_pl.CLAIMS,
+    *[c for c in debiasing.CLAIMS if c.id != "ufom/toy-fixed-points"],
+    *bda.CLAIMS,
+]
+
+
+def _verdict(claim: Claim, runs=None):
+    runs = claim.runs("quick") if runs is None else runs
+    return claim.judge(runs, [claim.measure(p) for p in runs])
+
+
+@pytest.mark.parametrize("claim", FAST, ids=lambda c: c.id)
+def test_quick_grid_gives_the_expected_verdict(claim: Claim) -> None:
+    verdict = _verdict(claim)
+    assert verdict.holds == (claim.expect == "holds"), verdict.measured
+
+
+def _claim(module, claim_id: str) -> Claim:
+    return next(c for c in module.CLAIMS if c.id == claim_id)
+
+
+def test_dropping_the_one_over_q_correction_refutes_unbiasedness() -> None:
+    claim = _claim(debiasing, "ufom/unbiased-exact")
+    runs = [dict(p, corrected=False) for p in claim.runs("quick")]
+    verdict = _verdict(claim, runs)
+    assert not verdict.holds and "differs from the target" in verdict.measured
+
+
+def test_bda_with_alpha_zero_fails_the_counterexample() -> None:
+    claim = _claim(bda, "bda/counterexample-minimiser")
+    runs = [dict(p, aggregation=0.0) for p in claim.runs("quick")]
+    assert not _verdict(claim, runs).holds
+
+
+def test_a_stalling_mgbio_refutes_the_complexity_claim() -> None:
+    """An outer step far too small never reaches eps = 1e-7 in 500 iterations."""
+    claim = _claim(momentum_pl, "mgbio/gradient-complexity")
+    runs = [dict(p, outer_lr=1e-4) for p in claim.runs("quick")]
+    verdict = _verdict(claim, runs)
+    assert not verdict.holds and "never reached" in verdict.measured
+
+
+def test_a_wrong_penalty_scaling_refutes_the_bias_claim() -> None:
+    """The alpha-form direction is the lambda-form's divided by lambda; judged as if it were the
+    lambda-form's, its bias no longer matches spec 7.8."""
+    claim = _claim(minimax, "minimax/penalty-bias")
+    runs = claim.runs("quick")
+    measurements = [claim.measure(p) for p in runs]
+    for m in measurements:
+        m["bias"] = [b / m["lambda"] for b in m["bias"]]
+    assert not claim.judge(runs, measurements).holds
+
+
+def test_the_toy_claim_separates_fom_from_ufom() -> None:
+    """The quick grid holds; swapping the method labels (FOM's run judged as UFOM's) fails."""
+    claim = _claim(debiasing, "ufom/toy-fixed-points")
+    runs = claim.runs("quick")
+    measurements = [claim.measure(p) for p in runs]
+    assert claim.judge(runs, measurements).holds
+    swapped = [dict(m, method="ufom" if m["method"] == "fom" else "fom") for m in measurements]
+    assert not claim.judge(runs, swapped).holds
