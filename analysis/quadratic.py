@@ -477,6 +477,15 @@ class QuadraticBilevel:
         bound = bound + k.norm_B * 2 * sp.sqrt(k.kappa) * rho**K * norm2(v0 - v_star)
         return self._emit_scalar(bound, backend, inputs)
 
+    def first_order_fixed_point(self) -> sp.Matrix:
+        """x_FO: where the first-order direction at the exact inner solution vanishes,
+        grad_x f(x, y*(x)) = R x + r + S A^-1 (B x + c) = 0, i.e. the limit of FO-ITD-BiO with
+        D -> infinity (spec 7.3); needs R + S A^-1 B invertible."""
+        jacobian = self.R + self.S * self.A_inv * self.B
+        if jacobian.det() == 0:
+            raise ValueError("R + S A^-1 B is singular: FO-ITD-BiO has no unique fixed point")
+        return jacobian.LUsolve(-(self.r + self.S * self.A_inv * self.c))
+
     def penalty_hypergradient(self, lam: Any, backend: Backend = None) -> Any:
         """Gradient of the penalty / minimax value L*_lam(x) = min_y max_z f + lam (g(x,y) - g(x,z)).
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bilevel.proofs_checks.claims import bda, debiasing, minimax, momentum_pl
+from bilevel.proofs_checks.claims import bda, debiasing, minimax, momentum_pl, outer_algorithms
 from bilevel.proofs_checks.engine import Claim
 
 FAST = [
@@ -14,6 +14,7 @@ FAST = [
     *momentum_pl.CLAIMS,
     *[c for c in debiasing.CLAIMS if c.id != "ufom/toy-fixed-points"],
     *bda.CLAIMS,
+    *[c for c in outer_algorithms.CLAIMS if c.id.startswith(("ji2021/fo", "ji2022-maml"))],
 ]
 
 
