@@ -124,3 +124,36 @@ def test_ufom_sgd_bad_input() -> None:
         UFOMSGD(train, test, sampler, generator, STEPS, ALPHA, 1.0, method="ufom", q=0.0)
     with pytest.raises(ValueError, match="generator"):
         ufom_estimate(torch.zeros(3), train, test, 0, steps=2, lr=0.1, q=0.5)
+
+
+def test_adaptive_q_follows_the_official_heuristic() -> None:
+    """``AdaptiveQ`` (official UnbMAML, exact_prob < 0): before any exact draw q = 1; after one
+    draw with ||g_hat - g_ex||^2 = 4 and ||g_ex||^2 = 9 the bias-corrected EMAs are 4 and 9,
+    D^2 = 4/10, V^2 = 9, and q solves C_rnd (V^2 - D^2) q^2 - C_rnd D^2 q - 2 C_det D^2 = 0."""
+    from bilevel.solvers.ufom import AdaptiveQ, UFOMEstimate
+
+    adaptive = AdaptiveQ(c_det=6.0, c_rnd=15.0)
+    assert adaptive.q == 1.0
+    exact = torch.tensor([3.0, 0.0], dtype=torch.float64)
+    estimate = exact + torch.tensor([0.0, 2.0], dtype=torch.float64)
+    adaptive.update(UFOMEstimate(estimate, estimate, None, False))  # not drawn: ignored
+    assert adaptive.q == 1.0
+    adaptive.update(UFOMEstimate(estimate, estimate, exact, True))
+    d2, v2 = 0.4, 9.0
+    a, b, c = 15.0 * (v2 - d2), -15.0 * d2, -2 * 6.0 * d2
+    root = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    assert adaptive.q == pytest.approx(max(0.05, root), rel=1e-12)
+    _, train, test, sampler, theta = _setup()
+    algo = UFOMSGD(
+        train,
+        test,
+        sampler,
+        torch.Generator().manual_seed(0),
+        STEPS,
+        ALPHA,
+        0.5,
+        method="ufom-adaptive",
+    )
+    state, _ = algo.run(theta, iterations=60)
+    assert state.q_history[0] == 1.0 and len(set(state.q_history)) > 1
+    assert all(0.05 <= q <= 1 for q in state.q_history)
