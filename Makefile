@@ -24,6 +24,9 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+figures: $(STAMP)
+	$(BIN)/bilevel figures --out docs/figures --cache report --format png,pdf,svg
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergradient.py
 

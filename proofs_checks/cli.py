@@ -4,6 +4,7 @@ Subcommands:
     verify   run the registered claims, print the table, write report.json / report.md.
     claims   list the theorem registry of ``bilevel.analysis.theorems`` (``--latex`` for a
              booktabs table ready for a paper, ``--markdown`` for the README).
+    figures  draw the paper figures from the verified results (``bilevel.figures``).
 
 Exit status of ``verify``: 0 when every claim expected to hold holds and every claim expected to
 fail is refuted; 1 otherwise; 2 for a usage error.
@@ -64,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--latex", action="store_true", help="a booktabs LaTeX table")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
     claims.add_argument("--only", default="*", help="glob on entry ids (default: all)")
+    from bilevel.figures.cli import add_parser  # the figures package sits above this one
+
+    add_parser(sub)
+    figures = sub.choices["figures"]
+    figures.add_argument("--workers", type=int, default=None, help="as for verify")
+    figures.set_defaults(executor="process", address=None)
     return parser
 
 
@@ -155,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.command == "claims":
             return _claims(args)
+        if args.command == "figures":
+            from bilevel.figures.cli import run
+
+            with _executor(args) as executor:
+                return run(args, executor)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"bilevel {args.command}: error: {exc}", file=sys.stderr)
         return 2

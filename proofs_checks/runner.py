@@ -96,7 +96,7 @@ def execute_run(claim_id: str, params: Params, claims_modules: Sequence[str] = (
     return {"measurement": measurement, "seconds": seconds}
 
 
-def _cache_path(out_dir: Path, claim_id: str, params: Params) -> Path:
+def cache_path(out_dir: Path, claim_id: str, params: Params) -> Path:
     safe = claim_id.replace("/", "__")
     return out_dir / "runs" / safe / f"{run_key(params)}.json"
 
@@ -139,7 +139,7 @@ def run_claims(
     pending: list[tuple[Claim, Params]] = []
     for claim in claims:
         for params in claim.runs(grid):
-            cached = _load_cached(_cache_path(out_dir, claim.id, params))
+            cached = _load_cached(cache_path(out_dir, claim.id, params))
             if cached is not None:
                 results[claim.id, run_key(params)] = cached
             else:
@@ -167,7 +167,7 @@ def run_claims(
         if "error" not in outcome:
             record = {"claim": claim.id, "params": params, **outcome}
             atomic_write(
-                _cache_path(out_dir, claim.id, params), json.dumps(record, sort_keys=True) + "\n"
+                cache_path(out_dir, claim.id, params), json.dumps(record, sort_keys=True) + "\n"
             )
             _ledger(f"saved {claim.id} {key}")
         results[claim.id, key] = outcome

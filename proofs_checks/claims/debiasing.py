@@ -160,7 +160,10 @@ def measure_toy(params: Params) -> Measurement:
         state = algo.step(state)
         iterates.append(float(state.x[0]))
     tail = iterates[len(iterates) // 2 :]
+    every = params.get("trace_every", 0)
     return {
+        "trace_every": every,
+        "thetas": iterates[every - 1 :: every] if every else [],
         "method": params["method"],
         "average": float(np.mean(tail)),
         "final": iterates[-1],
@@ -195,7 +198,14 @@ def judge_toy(_: list[Params], ms: list[Measurement]) -> Verdict:
 
 def _toy_runs(seeds: range, iterations: int) -> list[Params]:
     return [
-        {"method": method, "seed": seed, "theta_0": 20.0, "iterations": iterations, "q": 0.1}
+        {
+            "method": method,
+            "seed": seed,
+            "theta_0": 20.0,
+            "iterations": iterations,
+            "q": 0.1,
+            "trace_every": 10,
+        }
         for method in ("fom", "ufom")
         for seed in seeds
     ]

@@ -10,6 +10,8 @@ Measured with ``bilevel.solvers.hypergradient`` (torch, float64); predicted by
 - ``itd-error-closed-form``: ITD from y0 = 0 after T steps of alpha = 1/L: the torch estimate's
   error equals the closed form of spec 7.3 (``itd_error``) to c T kappa u, and stays below
   ``itd_error_bound`` at every T (the data of figure 1's ITD panel).
+- ``aid-cg-rate``: on the Chebyshev spectrum of [1, kappa] (n = 2000) at y*, AID-CG's error
+  stays below its CG factor 2 sqrt(kappa) rho^K ||v*|| at every K (figure 1's CG panel).
 - ``aid-cg-error-bound``: the AID-CG error stays below
   (||S|| + ||B|| ||P|| / mu) ||y - y*|| + 2 sqrt(kappa) ||B|| rho^K ||v*||, rho =
   (sqrt kappa - 1)/(sqrt kappa + 1), for every K and random y.
@@ -189,6 +191,31 @@ def measure_cg_complexity(params: Params) -> Measurement:
     return {"hvp": counts.hvp}
 
 
+def measure_cg_rate(params: Params) -> Measurement:
+    """AID-CG's error ||v_K - v*|| (the hypergradient error: the mixed product is -I) after K
+    steps from v_0 = 0 on the Chebyshev problem, with the bound 2 sqrt(kappa) rho^K ||v*||."""
+    outer, inner, zeros, v_star = _chebyshev_problem(params["n"], params["kappa"], params["seed"])
+    kappa = params["kappa"]
+    rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
+    steps = sorted({round(float(v)) for v in np.linspace(0, params["k_max"], 40)})
+    errors, bounds = [], []
+    for K in steps:
+        est = hypergradient(outer, inner, zeros, zeros, method="cg", steps=K, tol=0.0)
+        errors.append(float(np.linalg.norm(est.numpy() - v_star)))
+        bounds.append(2 * math.sqrt(kappa) * rho**K * float(np.linalg.norm(v_star)))
+    return {"steps": steps, "errors": errors, "bounds": bounds, "rho": rho}
+
+
+def judge_cg_rate(params: list[Params], ms: list[Measurement]) -> Verdict:
+    def compare() -> tuple[str, str]:
+        worst = max(assert_bound_holds(m["errors"], m["bounds"]) for m in ms)
+        return f"max error / bound = {worst:.3f}", ""
+
+    return judged(
+        "||v_K - v*|| <= 2 sqrt(kappa) rho^K ||v*||, rho = (sqrt k - 1)/(sqrt k + 1)", compare
+    )
+
+
 def measure_neumann_complexity(params: Params) -> Measurement:
     """Fewest Q with relative error <= 1e-6, each probe one solver call.
 
@@ -263,6 +290,20 @@ CLAIMS: tuple[Claim, ...] = (
         registry=("gd/contraction",),
         grids={
             "quick": [{"kappa": k, "seed": 0, "d_y": 5, "t_max": 60} for k in (5.0, 20.0)],
+        },
+    ),
+    Claim(
+        id="ji2021/aid-cg-rate",
+        source=f"{SOURCE}, Thm 1 / spec 7.6 (the CG factor of the bound)",
+        statement="AID-CG's error at y* decays within 2 sqrt(kappa) rho^K on a Chebyshev spectrum",
+        measure=measure_cg_rate,
+        judge=judge_cg_rate,
+        registry=("cg/contraction",),
+        grids={
+            "quick": [
+                {"kappa": k, "n": 2000, "seed": 0, "k_max": kmax}
+                for k, kmax in ((100.0, 120), (10000.0, 400))
+            ]
         },
     ),
     Claim(
