@@ -210,12 +210,14 @@ def ufom_time_objective(q: Any, v2: Any, d2: Any, c_det: Any, c_rnd: Any) -> sp.
 
 def ufom_optimal_q(v2: Any, d2: Any, c_det: Any, c_rnd: Any) -> sp.Expr:
     """q* of the official toy: the root in (0, 1) of 2 C_rnd (V^2 - D^2) q^2 + C_rnd D^2 q -
-    C_det D^2 = 0, or 1 when D^2 >= 2 C_rnd V^2 / (C_det + C_rnd) (then T decreases on (0, 1])."""
+    C_det D^2 = 0, or 1 when D^2 >= 2 C_rnd V^2 / (C_det + C_rnd) (then T decreases on (0, 1]).
+
+    D^2 may exceed V^2 (the first-order direction can point away from the exact one); the
+    quadratic is negative at 0 and positive at 1 below the threshold either way, so the root
+    (-b + sqrt(b^2 - 4ac)) / 2a is the one in (0, 1) for both signs of a."""
     v2, d2, c_det, c_rnd = (to_exact(v) for v in (v2, d2, c_det, c_rnd))
     if not (v2.is_positive and d2.is_nonnegative and c_det.is_positive and c_rnd.is_positive):
         raise ValueError("need V^2 > 0, D^2 >= 0 and positive costs")
-    if (d2 > v2) == sp.true:
-        raise ValueError(f"D^2 = {d2} exceeds V^2 = {v2}; ||g_ex - g_FO|| <= ||g_ex|| is violated")
     if d2 == 0:
         return sp.Integer(0)
     if (d2 >= 2 * c_rnd * v2 / (c_det + c_rnd)) == sp.true:

@@ -13,15 +13,24 @@ measured with ``bilevel.solvers.ufom`` against ``bilevel.analysis.meta_learning`
   gamma_k = 10/(k + 1) from theta_0 = 20 ends (Polyak average of the last half) nearer
   theta_FO ~ 5.7589 with FOM and nearer theta* ~ 2.8403 with UFOM (q = 0.1): each run is
   classified by the nearer of the two exact fixed points, which are 2.92 apart.
+- ``ufom/optimal-q-sweep``: sweeping q, the measured T(q) = (mean oracle calls per estimate) x
+  sqrt(mean ||g_hat||^2) (N draws of the real estimator per q, task and xi from the generator)
+  is lowest at the derived q* (spec 4.3, from the exact D^2 and V^2 at theta) up to the
+  sampling error: T(q*) - min_q T(q) <= z sqrt(se(q*)^2 + se(q_min)^2) with z = 5.33
+  (two-sided 1e-7 per comparison, Bonferroni over the grid: false alarm <= 1e-6; delta-method
+  standard errors). ``q_test`` replaces q* by another value (the planted failure: q = 1).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import sympy as sp
 import torch
 
-from bilevel.analysis.meta_learning import ufom_divergence_toy
+from bilevel.analysis.meta_learning import ufom_divergence_toy, ufom_optimal_q
+from bilevel.solvers.oracles import OracleCounts
 from bilevel.solvers.problems.ufom_toy import UFOMToy
 from bilevel.solvers.ufom import UFOMSGD, ufom_estimate
 
@@ -196,6 +205,68 @@ def judge_toy(_: list[Params], ms: list[Measurement]) -> Verdict:
     return judged("FOM stalls at theta_FO, UFOM reaches theta*", compare)
 
 
+def measure_q_sweep(params: Params) -> Measurement:
+    inst, train, test, sampler, theta, _, _ = _setup(params)
+    r = params["steps"]
+    v2 = float(inst.ufom_second_moment(1, backend="numpy")(theta.numpy()))
+    d2 = float(inst.ufom_second_moment(sp.Rational(1, 2), backend="numpy")(theta.numpy())) - v2
+    q_star = float(ufom_optimal_q(sp.Float(v2), sp.Float(d2), r + 1, r * (r - 1) // 2 + r))
+    q_test = params.get("q_test", q_star)
+    generator = torch.Generator().manual_seed(params["test_seed"])
+    rows = []
+    for q in sorted({*params["grid"], q_test}):
+        costs, moments = [], []
+        for _ in range(params["draws"]):
+            counts = OracleCounts()
+            task = sampler(generator)
+            estimate = ufom_estimate(
+                theta,
+                train,
+                test,
+                task,
+                steps=r,
+                lr=params["alpha"],
+                q=q,
+                generator=generator,
+                counts=counts,
+            ).estimate
+            costs.append(counts.grad_inner + counts.grad_outer + counts.hvp)
+            moments.append(float(estimate @ estimate))
+        c, m = np.asarray(costs, float), np.asarray(moments)
+        cov = np.cov(np.vstack([c, m]))
+        rows.append({"q": q, "cost": c.mean(), "moment": m.mean(), "cov": cov.tolist()})
+    return {"q_star": q_star, "q_test": q_test, "draws": params["draws"], "rows": rows}
+
+
+def _time_and_se(row: dict, draws: int) -> tuple[float, float]:
+    """T = cost sqrt(moment) and its delta-method standard error from the sample covariance."""
+    c, m = row["cost"], row["moment"]
+    gradient = np.array([math.sqrt(m), c / (2 * math.sqrt(m))])
+    variance = float(gradient @ np.asarray(row["cov"]) @ gradient) / draws
+    return c * math.sqrt(m), math.sqrt(max(variance, 0.0))
+
+
+def judge_q_sweep(_: list[Params], ms: list[Measurement]) -> Verdict:
+    def compare() -> tuple[str, str]:
+        m = ms[0]
+        times = {row["q"]: _time_and_se(row, m["draws"]) for row in m["rows"]}
+        best = min(times, key=lambda q: times[q][0])
+        t_test, se_test = times[m["q_test"]]
+        t_best, se_best = times[best]
+        z = 5.33
+        margin = z * math.hypot(se_test, se_best)
+        assert t_test - t_best <= margin, (
+            f"T({m['q_test']:.3f}) = {t_test:.2f} exceeds the sweep's best T({best:.2f}) = "
+            f"{t_best:.2f} by more than {margin:.2f} (z = {z})"
+        )
+        sweep = ", ".join(f"T({q:.2f}) = {t:.1f}" for q, (t, _) in sorted(times.items()))
+        return f"q* = {m['q_star']:.3f}; best on the sweep q = {best:.2f}; {sweep}", (
+            f"T(q*) - min T <= {margin:.2f} (z = {z})"
+        )
+
+    return judged("the sweep's best T(q) is at q* (within sampling error)", compare)
+
+
 def _toy_runs(seeds: range, iterations: int) -> list[Params]:
     return [
         {
@@ -248,6 +319,26 @@ CLAIMS: tuple[Claim, ...] = (
         judge=judge_moment,
         grids={"quick": [{**TASKS, "q": 0.25}]},
         registry=("ufom/second-moment",),
+    ),
+    Claim(
+        id="ufom/optimal-q-sweep",
+        source=SOURCE + "; official toy/toy.py (q*)",
+        statement="sweeping q, the measured cost x root second moment is lowest at the derived q*",
+        measure=measure_q_sweep,
+        judge=judge_q_sweep,
+        grids={
+            "quick": [
+                {
+                    **TASKS,
+                    "seed": 1,
+                    "alpha": 0.05,
+                    "test_seed": 0,
+                    "draws": 3000,
+                    "grid": [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
+                }
+            ]
+        },
+        registry=("ufom/optimal-q", "ufom/cost-times-deviation"),
     ),
     Claim(
         id="ufom/toy-fixed-points",

@@ -61,8 +61,19 @@ def test_optimal_q_is_the_stationary_point_of_T(v2, d2) -> None:
 def test_optimal_q_is_one_when_the_bias_dominates() -> None:
     """D^2 >= 2 C_rnd V^2 / (C_det + C_rnd): T is decreasing on (0, 1], q* = 1."""
     assert ufom_optimal_q(1, sp.Rational(99, 100), 11, 10) == 1
-    with pytest.raises(ValueError, match="exceeds"):
-        ufom_optimal_q(1, 2, 11, 10)
+    assert ufom_optimal_q(1, 2, 11, 10) == 1  # D^2 > V^2: 2 >= 2 * 10 / 21
+
+
+def test_optimal_q_when_the_bias_exceeds_the_gradient() -> None:
+    """D^2 = 1.2 V^2 but below the q = 1 threshold 2 C_rnd V^2 / (C_det + C_rnd) = 1.9 V^2 (C_det
+    = 1, C_rnd = 20): the leading coefficient is negative, q* in (0, 1) still zeroes dT/dq and
+    beats a grid."""
+    v2, d2, c_det, c_rnd = 1, sp.Rational(6, 5), 1, 20
+    q_star = ufom_optimal_q(v2, d2, c_det, c_rnd)
+    assert 0 < q_star < 1
+    grid = np.linspace(1e-3, 1, 1000)
+    values = [float(ufom_time_objective(sp.Float(g), v2, d2, c_det, c_rnd)) for g in grid]
+    assert float(ufom_time_objective(q_star, v2, d2, c_det, c_rnd)) <= min(values) + 1e-12
 
 
 @pytest.mark.parametrize("K", [1, 7, 50])

@@ -12,7 +12,7 @@ from bilevel.proofs_checks.engine import Claim
 FAST = [
     *minimax.CLAIMS,
     *[c for c in momentum_pl.CLAIMS if "sample-complexity" not in c.id],
-    *[c for c in debiasing.CLAIMS if c.id != "ufom/toy-fixed-points"],
+    *[c for c in debiasing.CLAIMS if c.id not in ("ufom/toy-fixed-points", "ufom/optimal-q-sweep")],
     *bda.CLAIMS,
     *[c for c in outer_algorithms.CLAIMS if c.id.startswith(("ji2021/fo", "ji2022-maml"))],
 ]
@@ -92,3 +92,13 @@ def test_a_constant_step_refutes_the_sample_complexity_claim() -> None:
 def test_sample_complexity_claims_hold_on_their_quick_grid(claim: Claim) -> None:
     """About 40 s together (16 runs of 4000 stochastic steps): behind the slow marker."""
     assert _verdict(claim).holds
+
+
+@pytest.mark.parametrize("q_test, holds", [(None, True), (1.0, False)])
+def test_q_sweep_finds_q_star_and_refutes_q_one(q_test, holds) -> None:
+    """800 draws per q (the quick grid has 3000): q* holds, always-exact (q = 1) is refuted."""
+    claim = _claim(debiasing, "ufom/optimal-q-sweep")
+    runs = [dict(p, draws=800) for p in claim.runs("quick")]
+    if q_test is not None:
+        runs = [dict(p, q_test=q_test) for p in runs]
+    assert _verdict(claim, runs).holds == holds
