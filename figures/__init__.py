@@ -11,6 +11,7 @@ from importlib import import_module
 
 MODULES = (
     "hypergradient_error",
+    "outer_convergence",
     "fom_vs_ufom",
     "bda_counterexample",
     "complexity_exponents",

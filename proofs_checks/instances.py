@@ -86,3 +86,24 @@ def meta_quadratic_losses(inst: QuadraticMetaLearning) -> tuple[Callable, Callab
         return int(torch.multinomial(weights, 1, generator=generator))
 
     return train_loss, test_loss, sampler
+
+
+def noisy_quadratic_objectives(
+    inst: QuadraticBilevel, noise: float
+) -> tuple[Callable, Callable, Callable]:
+    """Minibatch oracles (f(x, y, batch), g(x, y, batch), sampler) on a quadratic: batch s = +-1
+    (equally likely) scales A by 1 + noise s, so E over batches is g; batch None is g itself."""
+    problem = QuadraticProblem.from_blocks(inst.as_numpy())
+    b = problem.blocks
+
+    def inner(x: torch.Tensor, y: torch.Tensor, batch) -> torch.Tensor:
+        scale = 1.0 if batch is None else 1.0 + noise * batch
+        return 0.5 * scale * y @ (b["A"] @ y) - y @ (b["B"] @ x + b["c"])
+
+    def outer(x: torch.Tensor, y: torch.Tensor, batch) -> torch.Tensor:
+        return problem.outer(x, y)
+
+    def sampler(generator: torch.Generator) -> float:
+        return float(2 * torch.randint(0, 2, (), generator=generator).item() - 1)
+
+    return outer, inner, sampler

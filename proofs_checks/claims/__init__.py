@@ -8,6 +8,7 @@
   refuted "unbiased" claims of the first-order and truncated-Neumann estimators;
 - ``lower_bounds``: the zero-chain lower bound that Krylov inner solvers cannot beat;
 - ``outer_algorithms``: rates and limits of whole algorithms (AID-BiO, ITD-BiO without loops);
+- ``outer_convergence``: AID-BiO, ITD-BiO, stocBiO and AccBiO side by side (figure 3's data);
 - ``minimax``: the minimax reformulation's O(1/lambda) bias and GDA's spectral boundary;
 - ``momentum_pl``: the PL surrogate's selection invariance and MGBiO's gradient complexity;
 - ``debiasing``: FOM's bias, UFOM's unbiasedness and second moment, the two-task toy;
@@ -31,6 +32,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         minimax,
         momentum_pl,
         outer_algorithms,
+        outer_convergence,
         randomized_truncation,
     )
 
@@ -40,6 +42,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         *randomized_truncation.CLAIMS,
         *lower_bounds.CLAIMS,
         *outer_algorithms.CLAIMS,
+        *outer_convergence.CLAIMS,
         *minimax.CLAIMS,
         *momentum_pl.CLAIMS,
         *debiasing.CLAIMS,
