@@ -11,6 +11,7 @@ from importlib import import_module
 
 MODULES = (
     "hypergradient_error",
+    "estimator_bias",
     "outer_convergence",
     "fom_vs_ufom",
     "bda_counterexample",

@@ -53,6 +53,7 @@ METHODS = {
     "CG": (OKABE_ITO["green"], "^"),
     "Neumann": (OKABE_ITO["vermillion"], "s"),
     "minimax GDA": (OKABE_ITO["sky"], "P"),
+    "randomized truncation": (OKABE_ITO["sky"], "X"),
 }
 PREDICTION = OKABE_ITO["black"]  # closed forms and bounds: black, dashed or dotted
 

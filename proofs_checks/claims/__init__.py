@@ -12,6 +12,8 @@
 - ``minimax``: the minimax reformulation's O(1/lambda) bias and GDA's spectral boundary;
 - ``momentum_pl``: the PL surrogate's selection invariance and MGBiO's gradient complexity;
 - ``debiasing``: FOM's bias, UFOM's unbiasedness and second moment, the two-task toy;
+- ``estimator_means``: each stochastic estimator's mean error against its closed-form bias
+  (figure 2's data);
 - ``bda``: BDA against RHG on the non-singleton counterexample, and the official schedule.
 
 Users add their own with ``bilevel verify --claims my.module`` (a module with ``CLAIMS``).
@@ -26,6 +28,7 @@ def builtin_claims() -> tuple[Claim, ...]:
     from . import (
         bda,
         debiasing,
+        estimator_means,
         foundation,
         ji2021,
         lower_bounds,
@@ -46,5 +49,6 @@ def builtin_claims() -> tuple[Claim, ...]:
         *minimax.CLAIMS,
         *momentum_pl.CLAIMS,
         *debiasing.CLAIMS,
+        *estimator_means.CLAIMS,
         *bda.CLAIMS,
     )
