@@ -90,24 +90,33 @@ def run_outer(
     oracle_calls: int | None = None,
     seconds: float | None = None,
     grad_phi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    metric: Callable[[Any], float] | None = None,
+    metric_every: int = 1,
     progress: bool = False,
 ) -> tuple[Any, list[dict]]:
     """Iterate until the first budget is spent (iterations, total oracle calls, seconds).
 
     The trace has one row per iterate: iteration, f(x, y), ||grad Phi(x)|| when ``grad_phi``
-    (the true hypergradient) is given, cumulative oracle counts by type, seconds.
+    (the true hypergradient) is given, ``metric(state)`` (a test metric such as test accuracy)
+    every ``metric_every`` iterates when given, cumulative oracle counts by type, seconds. The
+    seconds exclude the time spent evaluating the trace itself.
     """
     if iterations is None and oracle_calls is None and seconds is None:
         raise ValueError("give a budget: iterations, oracle_calls or seconds")
     if iterations is not None:
         check_steps(iterations, "iterations")
+    if metric_every < 1:
+        raise ValueError(f"metric_every must be >= 1, got {metric_every}")
     state, start = algorithm.init(x, y), time.perf_counter()
-    trace = [_row(algorithm, state, grad_phi, 0.0)]
+    trace = [_row(algorithm, state, grad_phi, 0.0, metric)]
     name = type(algorithm).__name__
     with tqdm(total=iterations, disable=not progress, desc=name, unit="it") as bar:
         while not _spent(state, start, iterations, oracle_calls, seconds):
             state = algorithm.step(state)
-            trace.append(_row(algorithm, state, grad_phi, time.perf_counter() - start))
+            elapsed = time.perf_counter() - start
+            due = metric if state.iteration % metric_every == 0 else None
+            trace.append(_row(algorithm, state, grad_phi, elapsed, due))
+            start += time.perf_counter() - start - elapsed  # the trace's own cost
             bar.update()
     return state, trace
 
@@ -120,7 +129,7 @@ def _spent(state, start: float, iterations, oracle_calls, seconds) -> bool:
     )
 
 
-def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float) -> dict:
+def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float, metric=None) -> dict:
     row = {
         "iteration": state.iteration,
         "outer_value": float(algorithm.outer(state.x, state.y)),
@@ -129,4 +138,6 @@ def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float) -> dict:
     }
     if grad_phi is not None:
         row["grad_norm"] = float(torch.linalg.vector_norm(grad_phi(state.x)))
+    if metric is not None:
+        row["test_metric"] = float(metric(state))
     return row

@@ -37,11 +37,15 @@ class HyperCleaningProblem:
     def _weights(self, y: torch.Tensor) -> torch.Tensor:
         return y.reshape(self.train[0].shape[1], self.n_classes)
 
-    def inner(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def inner(self, x: torch.Tensor, y: torch.Tensor, rows=None) -> torch.Tensor:
+        """The weighted training loss; ``rows`` (indices) averages over a minibatch instead."""
         features, labels = self.train
+        weights = torch.sigmoid(x)
+        if rows is not None:
+            features, labels, weights = features[rows], labels[rows], weights[rows]
         W = self._weights(y)
         losses = cross_entropy(features @ W, labels, reduction="none")
-        return (torch.sigmoid(x) * losses).mean() + self.reg * (W**2).sum()
+        return (weights * losses).mean() + self.reg * (W**2).sum()
 
     def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         features, labels = self.validation

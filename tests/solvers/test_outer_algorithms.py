@@ -418,3 +418,17 @@ def test_incompatible_objectives_are_refused_before_the_run() -> None:
             neumann_steps=1,
             neumann_lr=0.1,
         )
+
+
+def test_trace_records_a_test_metric_every_few_iterations() -> None:
+    """``metric(state)`` lands in the trace as ``test_metric`` every ``metric_every`` iterates
+    (and at the start); a non-positive period is refused."""
+    inst, _, outer, inner, L_phi, _ = _setup(0)
+    algo = AIDBiO(outer, inner, 5, 1 / float(inst.constants.L), 1 / L_phi)
+    x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+    _, trace = algo.run(x0, y0, iterations=6, metric=lambda s: float(s.x.sum()), metric_every=3)
+    with_metric = [row["iteration"] for row in trace if "test_metric" in row]
+    assert with_metric == [0, 3, 6]
+    assert trace[3]["test_metric"] != trace[0]["test_metric"]
+    with pytest.raises(ValueError, match="metric_every"):
+        algo.run(x0, y0, iterations=1, metric=lambda s: 0.0, metric_every=0)
