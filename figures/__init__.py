@@ -13,6 +13,7 @@ MODULES = (
     "hypergradient_error",
     "estimator_bias",
     "outer_convergence",
+    "hyper_cleaning",
     "fom_vs_ufom",
     "bda_counterexample",
     "complexity_exponents",

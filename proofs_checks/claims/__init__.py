@@ -14,6 +14,8 @@
 - ``debiasing``: FOM's bias, UFOM's unbiasedness and second moment, the two-task toy;
 - ``estimator_means``: each stochastic estimator's mean error against its closed-form bias
   (figure 2's data);
+- ``hyper_cleaning``: minimax GDA against AID-BiO, ITD-BiO and stocBiO on data hyper-cleaning
+  (figure 4's data);
 - ``bda``: BDA against RHG on the non-singleton counterexample, and the official schedule.
 
 Users add their own with ``bilevel verify --claims my.module`` (a module with ``CLAIMS``).
@@ -30,6 +32,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         debiasing,
         estimator_means,
         foundation,
+        hyper_cleaning,
         ji2021,
         lower_bounds,
         minimax,
@@ -51,4 +54,5 @@ def builtin_claims() -> tuple[Claim, ...]:
         *debiasing.CLAIMS,
         *estimator_means.CLAIMS,
         *bda.CLAIMS,
+        *hyper_cleaning.CLAIMS,
     )

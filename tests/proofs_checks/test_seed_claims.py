@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from bilevel.proofs_checks.claims import bda, debiasing, minimax, momentum_pl, outer_algorithms
+from bilevel.proofs_checks.claims import (
+    bda,
+    debiasing,
+    hyper_cleaning,
+    minimax,
+    momentum_pl,
+    outer_algorithms,
+)
 from bilevel.proofs_checks.engine import Claim
 
 FAST = [
@@ -14,6 +21,7 @@ FAST = [
     *[c for c in momentum_pl.CLAIMS if "sample-complexity" not in c.id],
     *[c for c in debiasing.CLAIMS if c.id not in ("ufom/toy-fixed-points", "ufom/optimal-q-sweep")],
     *bda.CLAIMS,
+    *hyper_cleaning.CLAIMS,
     *[c for c in outer_algorithms.CLAIMS if c.id.startswith(("ji2021/fo", "ji2022-maml"))],
 ]
 

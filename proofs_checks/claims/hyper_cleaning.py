@@ -1,0 +1,121 @@
+r"""Data hyper-cleaning on scikit-learn's digits with 50% of the training labels corrupted (the
+data of figure 4): the minimax reformulation with multi-stage GDA (first-order oracles only)
+against AID-BiO, ITD-BiO and stocBiO, each run recording test accuracy, oracle calls by type and
+seconds.
+
+- ``hyper-cleaning/minimax-matches-aid``: multi-stage GDA ends within 0.01 of AID-BiO's final
+  test accuracy while making no Hessian-vector or mixed-product call (spec 2.5; Wang et al.'s
+  abstract claims lower cost at comparable accuracy). Every method beats the unweighted
+  model's 0.778 by 0.1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bilevel.solvers import AIDBiO, ITDBiO, StocBiO
+from bilevel.solvers.minimax_gda import MinimaxGDA
+
+from ..engine import Claim, Measurement, Params, Verdict, judged
+
+METHODS = ("minimax GDA", "AID-BiO", "ITD-BiO", "stocBiO")
+UNWEIGHTED_ACCURACY = 0.778  # measured in tests/solvers/test_problems.py
+
+
+def _algorithm(problem, method: str, seed: int):
+    if method == "minimax GDA":
+        return MinimaxGDA(
+            problem.outer,
+            problem.inner,
+            10.0,
+            lr_x=100.0,
+            lr_y=0.1,
+            lr_z=0.1,
+            growth=2.0,
+            stage_iterations=200,
+            stages=3,
+        )
+    if method == "AID-BiO":
+        return AIDBiO(problem.outer, problem.inner, 30, 1.0, 100.0, solver="cg", solver_steps=10)
+    if method == "ITD-BiO":
+        return ITDBiO(problem.outer, problem.inner, 30, 1.0, 100.0)
+    n_train = problem.dims[0]
+    return StocBiO(
+        lambda x, y, batch: problem.outer(x, y),
+        problem.inner,
+        lambda generator: torch.randint(0, n_train, (256,), generator=generator),
+        torch.Generator().manual_seed(seed),
+        30,
+        1.0,
+        100.0,
+        10,
+        1.0,
+    )
+
+
+def measure_cleaning(params: Params) -> Measurement:
+    from bilevel.solvers.problems import load_hyper_cleaning
+
+    problem = load_hyper_cleaning(corruption=0.5, seed=params["seed"])
+    n, d_y = problem.dims
+    algo = _algorithm(problem, params["method"], params["seed"])
+    x0, y0 = torch.zeros(n, dtype=torch.float64), torch.zeros(d_y, dtype=torch.float64)
+    state, trace = algo.run(
+        x0,
+        y0,
+        iterations=params["iterations"],
+        metric=lambda s: problem.accuracy(s.y),
+        metric_every=params["metric_every"],
+    )
+    rows = [r for r in trace if "test_metric" in r]
+    return {
+        "method": params["method"],
+        "accuracy": [r["test_metric"] for r in rows],
+        "first_order_calls": [r["grad_outer"] + r["grad_inner"] for r in rows],
+        "second_order_calls": [r["hvp"] + r["mixed"] for r in rows],
+        "seconds": [r["seconds"] for r in rows],
+        "f1": problem.detection_f1(state.x),
+    }
+
+
+def judge_cleaning(_: list[Params], ms: list[Measurement]) -> Verdict:
+    def compare() -> tuple[str, str]:
+        final = {m["method"]: m for m in ms}
+        gda, aid = final["minimax GDA"], final["AID-BiO"]
+        assert gda["second_order_calls"][-1] == 0, "minimax GDA made second-order calls"
+        assert gda["accuracy"][-1] >= aid["accuracy"][-1] - 0.01, (
+            f"minimax GDA {gda['accuracy'][-1]:.3f} vs AID-BiO {aid['accuracy'][-1]:.3f}"
+        )
+        for m in ms:
+            assert m["accuracy"][-1] > UNWEIGHTED_ACCURACY + 0.1, (
+                f"{m['method']}: test accuracy {m['accuracy'][-1]:.3f}"
+            )
+        parts = [
+            f"{m['method']}: acc {m['accuracy'][-1]:.3f}, 2nd-order calls "
+            f"{m['second_order_calls'][-1]}"
+            for m in ms
+        ]
+        return "; ".join(parts), ""
+
+    return judged("minimax GDA >= AID-BiO - 0.01 with no second-order calls", compare)
+
+
+ITERATIONS = {"minimax GDA": 600, "AID-BiO": 60, "ITD-BiO": 60, "stocBiO": 60}
+EVERY = {"minimax GDA": 20, "AID-BiO": 2, "ITD-BiO": 2, "stocBiO": 2}
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        id="hyper-cleaning/minimax-matches-aid",
+        source="Wang, Pan, Pi & Zhang, arXiv:2305.13153 (abstract); spec 2.5, 6.8",
+        statement="multi-stage GDA matches AID-BiO's test accuracy without second-order oracles",
+        measure=measure_cleaning,
+        judge=judge_cleaning,
+        grids={
+            "quick": [
+                {"method": m, "seed": 0, "iterations": ITERATIONS[m], "metric_every": EVERY[m]}
+                for m in METHODS
+            ]
+        },
+        registry=("penalty/leading-bias",),
+    ),
+)
