@@ -14,6 +14,7 @@ MODULES = (
     "estimator_bias",
     "outer_convergence",
     "hyper_cleaning",
+    "momentum_family",
     "fom_vs_ufom",
     "bda_counterexample",
     "complexity_exponents",

@@ -11,6 +11,7 @@
 - ``outer_convergence``: AID-BiO, ITD-BiO, stocBiO and AccBiO side by side (figure 3's data);
 - ``minimax``: the minimax reformulation's O(1/lambda) bias and GDA's spectral boundary;
 - ``momentum_pl``: the PL surrogate's selection invariance and MGBiO's gradient complexity;
+- ``momentum_baselines``: MGBiO against double-loop AID-BiO (figure 5's data);
 - ``debiasing``: FOM's bias, UFOM's unbiasedness and second moment, the two-task toy;
 - ``estimator_means``: each stochastic estimator's mean error against its closed-form bias
   (figure 2's data);
@@ -36,6 +37,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         ji2021,
         lower_bounds,
         minimax,
+        momentum_baselines,
         momentum_pl,
         outer_algorithms,
         outer_convergence,
@@ -51,6 +53,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         *outer_convergence.CLAIMS,
         *minimax.CLAIMS,
         *momentum_pl.CLAIMS,
+        *momentum_baselines.CLAIMS,
         *debiasing.CLAIMS,
         *estimator_means.CLAIMS,
         *bda.CLAIMS,

@@ -11,6 +11,7 @@ from bilevel.proofs_checks.claims import (
     debiasing,
     hyper_cleaning,
     minimax,
+    momentum_baselines,
     momentum_pl,
     outer_algorithms,
 )
@@ -22,6 +23,7 @@ FAST = [
     *[c for c in debiasing.CLAIMS if c.id not in ("ufom/toy-fixed-points", "ufom/optimal-q-sweep")],
     *bda.CLAIMS,
     *hyper_cleaning.CLAIMS,
+    *momentum_baselines.CLAIMS,
     *[c for c in outer_algorithms.CLAIMS if c.id.startswith(("ji2021/fo", "ji2022-maml"))],
 ]
 
