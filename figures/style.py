@@ -54,6 +54,9 @@ METHODS = {
     "Neumann": (OKABE_ITO["vermillion"], "s"),
     "minimax GDA": (OKABE_ITO["sky"], "P"),
     "randomized truncation": (OKABE_ITO["sky"], "X"),
+    "MAML": (OKABE_ITO["purple"], "o"),
+    "FO-MAML": (OKABE_ITO["orange"], "s"),
+    "ANIL": (OKABE_ITO["green"], "^"),
 }
 PREDICTION = OKABE_ITO["black"]  # closed forms and bounds: black, dashed or dotted
 
