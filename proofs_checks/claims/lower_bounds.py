@@ -10,6 +10,12 @@ q = (sqrt(kappa) - 1)/(sqrt(kappa) + 1) asymptotically.
 
 - ``lower-bounds/cg-zero-chain``: CG through ``bilevel.solvers`` respects the support limit and
   stays above the curve at every K (holds).
+- ``lower-bounds/accbio-zero-chain``: AccBiO (the best-known accelerated method, spec 6.6) on a
+  bilevel problem whose Phi is the zero chain, Phi(x) = 1/2 x^T H x - e_1^T x (g = 1/2 ||y - x||^2,
+  f = 1/2 y^T H y - e_1^T y, H = tridiag(-1, 2 + mu, -1)): after k gradients of f its outer
+  iterate has reached at most coordinate k + 1, so ||x_k - x*|| >= ||x*_{k+2:n}||; AccBiO
+  respects the support limit and stays above the curve (holds). This is the structure of Ji &
+  Liang's lower bound for first-order outer methods; their exact instance was not retrieved.
 - ``lower-bounds/cheat-detected``: a planted "solver" that calls the dense solve (``exact``) but
   reports one HVP, as an algorithm that miscounts its oracle would: the claim "it respects the
   lower bound" must be refuted (expect "fails").
@@ -73,6 +79,29 @@ def _measure(cheat: bool):
     return measure
 
 
+def measure_accbio_chain(params: Params) -> Measurement:
+    from bilevel.solvers import AccBiO
+
+    n, mu = params["n"], params["mu"]
+    _, chain, h_inverse_e1 = _zero_chain(n, mu)  # chain(0, y) = 1/2 y^T H y
+
+    def outer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return chain(torch.zeros_like(y), y) - y[0]
+
+    def inner(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((y - x) ** 2).sum()
+
+    L_phi = 4.0 + mu
+    algo = AccBiO(outer, inner, 1, 1.0, 1 / L_phi, kappa_y=1.0, kappa_x=L_phi / mu, solver_steps=1)
+    state = algo.init(torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64))
+    iterates, calls = [state.x.numpy().tolist()], [0]
+    for _ in range(params["steps"]):
+        state = algo.step(state)
+        iterates.append(state.x.numpy().tolist())
+        calls.append(state.counts.grad_outer)
+    return {"iterates": iterates, "calls": calls, "solution": h_inverse_e1.tolist()}
+
+
 def judge_lower_bound(_: list[Params], ms: list[Measurement]) -> Verdict:
     (m,) = ms
     v_star = np.asarray(m["solution"])
@@ -97,6 +126,15 @@ CLAIMS: tuple[Claim, ...] = (
         measure=_measure(cheat=False),
         judge=judge_lower_bound,
         grids=GRID,
+    ),
+    Claim(
+        id="lower-bounds/accbio-zero-chain",
+        source=SOURCE + " (structure of their first-order lower bound; instance [substitute])",
+        statement="AccBiO cannot beat the zero-chain lower bound in gradients of f",
+        measure=measure_accbio_chain,
+        judge=judge_lower_bound,
+        grids={"quick": [{"n": 400, "mu": 1e-2, "steps": 60}]},
+        registry=("lower-bound/sc-sc",),
     ),
     Claim(
         id="lower-bounds/cheat-detected",

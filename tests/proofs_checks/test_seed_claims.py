@@ -135,3 +135,10 @@ def test_outer_convergence_claims_hold() -> None:
 
     for claim in outer_convergence.CLAIMS:
         assert _verdict(claim).holds, claim.id
+
+
+def test_accbio_respects_the_zero_chain_lower_bound() -> None:
+    from bilevel.proofs_checks.claims import lower_bounds
+
+    claim = _claim(lower_bounds, "lower-bounds/accbio-zero-chain")
+    assert _verdict(claim).holds
