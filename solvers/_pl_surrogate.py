@@ -19,9 +19,13 @@ from typing import Any
 
 import torch
 
-from .oracles import OracleCounts
+from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
 
 Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+
+
+def _on(fn: Batched, batch: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return lambda a, b: fn(a, b, batch)
 
 
 def project_ball(v: torch.Tensor, radius: float | None) -> torch.Tensor:
@@ -33,21 +37,16 @@ def project_ball(v: torch.Tensor, radius: float | None) -> torch.Tensor:
 
 
 def grad_y_inner(inner: Batched, x, y, batch, counts: OracleCounts) -> torch.Tensor:
-    with torch.enable_grad():
-        yl = y.detach().requires_grad_(True)
-        (gradient,) = torch.autograd.grad(inner(x.detach(), yl, batch), yl)
-    counts.grad_inner += 1
-    return gradient
+    return inner_gradient(_on(inner, batch), x.detach(), y, counts)
 
 
-def _clipped_hessian_product(grad_y, yl, v, clip: float) -> torch.Tensor:
-    """S_mu[H] v with H built column by column from HVPs (dense: for small d_y)."""
-    n = yl.numel()
-    rows = [
-        torch.autograd.grad(grad_y, yl, e, retain_graph=True)[0]
-        for e in torch.eye(n, dtype=yl.dtype, device=yl.device)
-    ]
-    hessian = torch.stack(rows)
+def _hessian_product(oracle: SecondOrderOracle, v: torch.Tensor, clip: float | None):
+    """S[H] v: one HVP, or with ``clip`` S_mu[H] v from the dense H built column by column
+    (d_y HVPs; for small d_y)."""
+    if clip is None:
+        return oracle.hvp(v)
+    basis = torch.eye(v.numel(), dtype=v.dtype, device=v.device)
+    hessian = torch.stack([oracle.hvp(e) for e in basis])
     values, vectors = torch.linalg.eigh((hessian + hessian.T) / 2)
     return vectors @ (torch.clamp(values, min=clip) * (vectors.T @ v))
 
@@ -63,21 +62,10 @@ def residual_and_direction(
     clip: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(S[H] v - grad_y f, grad_x f - (d^2 g / dx dy) v) at (x, y, v) on one batch."""
-    with torch.enable_grad():
-        xl, yl = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
-        grad_x_f, grad_y_f = torch.autograd.grad(outer(xl, yl, batch), (xl, yl), allow_unused=True)
-        (grad_y,) = torch.autograd.grad(inner(xl, yl, batch), yl, create_graph=True)
-        hv, mixed = torch.autograd.grad(grad_y, (yl, xl), v, retain_graph=clip is not None)
-        if clip is not None:
-            hv = _clipped_hessian_product(grad_y, yl, v, clip)
-            counts.hvp += yl.numel() - 1
-    grad_x_f = torch.zeros_like(x) if grad_x_f is None else grad_x_f
-    grad_y_f = torch.zeros_like(y) if grad_y_f is None else grad_y_f
-    counts.grad_outer += 1
-    counts.grad_inner += 1
-    counts.hvp += 1
-    counts.mixed += 1
-    return (hv - grad_y_f).detach(), (grad_x_f - mixed).detach()
+    grad_x_f, grad_y_f = outer_gradients(_on(outer, batch), x, y, counts)
+    oracle = SecondOrderOracle(_on(inner, batch), x, y, counts)
+    residual = _hessian_product(oracle, v, clip) - grad_y_f
+    return residual.detach(), (grad_x_f - oracle.mixed(v)).detach()
 
 
 def surrogate_step(
@@ -95,21 +83,8 @@ def surrogate_step(
     """v_{t+1} = Proj(v - tau (S[H] v - grad_y f)) and w = grad_x f - (d^2 g/dx dy) v_{t+1},
     from one linearisation of grad_y g at (x, y) (one gradient of f and of g, one HVP, one
     mixed product)."""
-    with torch.enable_grad():
-        xl, yl = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
-        grad_x_f, grad_y_f = torch.autograd.grad(outer(xl, yl, batch), (xl, yl), allow_unused=True)
-        (grad_y,) = torch.autograd.grad(inner(xl, yl, batch), yl, create_graph=True)
-        grad_y_f = torch.zeros_like(y) if grad_y_f is None else grad_y_f
-        if clip is None:
-            (hv,) = torch.autograd.grad(grad_y, yl, v, retain_graph=True)
-        else:
-            hv = _clipped_hessian_product(grad_y, yl, v, clip)
-            counts.hvp += yl.numel() - 1
-        v_next = project_ball((v - tau * (hv - grad_y_f)).detach(), radius)
-        (mixed,) = torch.autograd.grad(grad_y, xl, v_next)
-    grad_x_f = torch.zeros_like(x) if grad_x_f is None else grad_x_f
-    counts.grad_outer += 1
-    counts.grad_inner += 1
-    counts.hvp += 1
-    counts.mixed += 1
-    return v_next, (grad_x_f - mixed).detach()
+    grad_x_f, grad_y_f = outer_gradients(_on(outer, batch), x, y, counts)
+    oracle = SecondOrderOracle(_on(inner, batch), x, y, counts)
+    residual = _hessian_product(oracle, v, clip) - grad_y_f
+    v_next = project_ball((v - tau * residual).detach(), radius)
+    return v_next, (grad_x_f - oracle.mixed(v_next)).detach()
