@@ -36,21 +36,24 @@ class Smoothness:
                 raise ValueError(f"Smoothness.{name} must be a positive finite number, got {value}")
 
 
-def check_stable_step(step: float, smoothness: float | None, name: str, *, limit: float = 2.0):
-    """Raise ``ValueError`` if ``step >= limit / smoothness`` (the method's stability range);
-    no check when the constant is unknown (``None``)."""
-    if smoothness is None:
-        return
-    bound = limit / smoothness
-    if step >= bound and limit == 2.0:
+def check_stable_step(step: float, smoothness: float | None, name: str) -> None:
+    """Raise ``ValueError`` unless step < 2 / smoothness (the open range where a gradient
+    iteration on an L-smooth quadratic contracts); no check when the constant is unknown."""
+    if smoothness is not None and step >= 2.0 / smoothness:
         raise ValueError(
-            f"{name} = {step:g} is outside the stability range (0, 2/L) = (0, {bound:g}) for "
-            f"L = {smoothness:g}: the gradient iteration diverges along the top eigenvector"
+            f"{name} = {step:g} is outside the stability range (0, 2/L) = "
+            f"(0, {2.0 / smoothness:g}) for L = {smoothness:g}: the gradient iteration diverges "
+            "along the top eigenvector"
         )
-    if step > bound:
+
+
+def check_proven_step(step: float, smoothness: float | None, name: str, limit: float) -> None:
+    """Raise ``ValueError`` unless step <= limit / smoothness (a theorem's closed range, such as
+    1/L_Phi for Nesterov's step); no check when the constant is unknown."""
+    if smoothness is not None and step > limit / smoothness:
         raise ValueError(
-            f"{name} = {step:g} exceeds the proven range (0, {limit:g}/L] = (0, {bound:g}] "
-            f"for L = {smoothness:g}"
+            f"{name} = {step:g} exceeds the proven range (0, {limit:g}/L] = "
+            f"(0, {limit / smoothness:g}] for L = {smoothness:g}"
         )
 
 
@@ -59,18 +62,23 @@ def check_inner_and_outer_steps(
     inner_steps: dict[str, float | None],
     outer_steps: dict[str, float | None],
     *,
-    outer_limit: float = 2.0,
+    outer_limit: float | None = None,
 ) -> None:
-    """Check every named inner step against 2/L_g and every outer step against
-    ``outer_limit``/L_Phi (``None`` entries are skipped: a default taken from another step)."""
+    """Check every named inner step against the stability range (0, 2/L_g), and every outer step
+    against (0, 2/L_Phi), or against the proven (0, outer_limit/L_Phi] when ``outer_limit`` is
+    given (``None`` entries are skipped: a default taken from another step)."""
     if smoothness is None:
         return
     for name, step in inner_steps.items():
         if step is not None:
             check_stable_step(step, smoothness.inner, name)
     for name, step in outer_steps.items():
-        if step is not None:
-            check_stable_step(step, smoothness.outer, name, limit=outer_limit)
+        if step is None:
+            continue
+        if outer_limit is None:
+            check_stable_step(step, smoothness.outer, name)
+        else:
+            check_proven_step(step, smoothness.outer, name, outer_limit)
 
 
 def estimate_inner_smoothness(
