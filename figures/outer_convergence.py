@@ -41,9 +41,8 @@ def _band(runs: list[dict], xkey: str, ykey: str, start: int, relative: bool):
 
 
 def draw(data: dict[str, ClaimData]) -> Figure:
-    fig, axes = new_figure(columns=2, height=4.4, ncols=4)
-    fig.clear()
-    grid = fig.subplots(2, 2)
+    fig, axes = new_figure(columns=2, height=4.4, ncols=2, nrows=2)
+    grid = (axes[:2], axes[2:])
     panels = (
         ("outer/quadratic-convergence", "grad_norm", r"$\|\nabla\Phi(x_k)\|$", 0, False),
         (
@@ -80,10 +79,8 @@ def draw(data: dict[str, ClaimData]) -> Figure:
             ax.set_yscale("log")
             ax.set_xlabel("oracle calls" if xkey == "calls" else "seconds")
             ax.set_ylabel(ylabel)
-            ax.grid(True, alpha=0.3, linewidth=0.5)
     grid[0][0].set_title("quadratic, strongly convex $\\Phi$")
     grid[1][0].set_title("logistic regression, breast cancer")
     legend(grid[0][1], loc="lower left")
     fig.tight_layout(pad=0.3)
-    del axes
     return fig

@@ -102,16 +102,19 @@ def style(method: str) -> dict:
     return {"color": colour, "marker": marker, "label": method}
 
 
-def new_figure(columns: int = 1, height: float = 2.4, ncols: int = 1) -> tuple[Figure, list]:
-    """A figure one or two columns wide with ``ncols`` panels, in the shared style."""
+def new_figure(
+    columns: int = 1, height: float = 2.4, ncols: int = 1, nrows: int = 1
+) -> tuple[Figure, list]:
+    """A figure one or two columns wide with ``nrows`` x ``ncols`` panels (returned row by row),
+    in the shared style."""
     if columns not in (1, 2):
         raise ValueError(f"columns must be 1 or 2, got {columns}")
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(COLUMN_WIDTH if columns == 1 else DOUBLE_WIDTH, height))
-        axes = fig.subplots(1, ncols, squeeze=False)[0]
+        axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax in axes:
         _apply(ax)
-    return fig, list(axes)
+    return fig, axes
 
 
 def _apply(ax) -> None:
