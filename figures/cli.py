@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
         help="the verification cache to read and extend (default: report, as bilevel verify)",
     )
     figures.add_argument("--list", action="store_true", help="list the figures and exit")
+    figures.add_argument(
+        "--workers", type=int, default=None, help="processes for missing runs, as for verify"
+    )
+    figures.set_defaults(executor="process", address=None)  # the verify executor's options
     figures.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -68,9 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     from bilevel.figures.cli import add_parser  # the figures package sits above this one
 
     add_parser(sub)
-    figures = sub.choices["figures"]
-    figures.add_argument("--workers", type=int, default=None, help="as for verify")
-    figures.set_defaults(executor="process", address=None)
     return parser
 
 
