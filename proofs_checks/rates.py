@@ -56,7 +56,7 @@ class ExponentResult:
     interval: tuple[float, float]
 
 
-def _line_fit(x: np.ndarray, y: np.ndarray, level: float = 0.99) -> tuple[float, float, float]:
+def line_fit(x: np.ndarray, y: np.ndarray, level: float = 0.99) -> tuple[float, float, float]:
     """Least-squares slope of y on x with its two-sided t interval at ``level``."""
     fit = stats.linregress(x, y)
     if len(x) <= 2 or not np.isfinite(fit.stderr):
@@ -106,7 +106,7 @@ def assert_linear_rate(
             "or start farther from the solution"
         )
     first, last = int(k[window[0]]), int(k[window[-1]])
-    slope, low, high = _line_fit(k[window].astype(float), np.log(e[window]))
+    slope, low, high = line_fit(k[window].astype(float), np.log(e[window]))
     rho_hat = float(np.exp(slope))
     result = LinearRateResult(
         rho_hat, rho, (first, last), (float(np.exp(low)), float(np.exp(high)))
@@ -207,7 +207,7 @@ def assert_complexity_exponent(
     if predicted is not None:
         y = y - np.log(np.asarray(predicted, dtype=np.float64))
         target = 0.0
-    fitted, low, high = _line_fit(np.log(g), y, level)
+    fitted, low, high = line_fit(np.log(g), y, level)
     result = ExponentResult(fitted, target, rival, tolerance, (low, high))
     if not abs(fitted - target) < tolerance:
         what = "counts / predicted" if predicted is not None else "counts"

@@ -36,7 +36,7 @@ from bilevel.solvers.problems import PLGameProblem
 from bilevel.solvers.vr_msgbio import VRMSGBiO
 
 from ..engine import Claim, Measurement, Params, Verdict, judged
-from ..rates import _line_fit
+from ..rates import line_fit
 
 SOURCE = "Huang, arXiv:2303.03944 (template [substitute]); spec 3.2, 7.11"
 
@@ -114,7 +114,7 @@ def judge_complexity(_: list[Params], ms: list[Measurement]) -> Verdict:
         m = ms[0]
         missing = [e for e, c in zip(m["eps"], m["calls"], strict=True) if c is None]
         assert not missing, f"||grad F|| <= eps never reached for eps = {missing}"
-        slope, low, high = _line_fit(np.log(1 / np.asarray(m["eps"])), np.log(m["calls"]))
+        slope, low, high = line_fit(np.log(1 / np.asarray(m["eps"])), np.log(m["calls"]))
         assert low <= 2.0, f"fitted exponent {slope:.3f} (99% [{low:.3f}, {high:.3f}]) exceeds 2"
         return f"exponent {slope:.3f}", f"99% [{low:.3f}, {high:.3f}]; bound 2 (upper)"
 
