@@ -115,23 +115,3 @@ def test_bad_schedules_are_refused() -> None:
         _stochastic(VRMSGBiO, problem, 0, 10.0, schedule_k=2.0)
     with pytest.raises(ValueError, match="momentum"):
         MGBiO(*_deterministic(problem), 0.1, 0.1, 0.1, momentum=0.0)
-
-
-def test_mgbio_improves_on_double_loop_aid_bio_in_hyper_representation() -> None:
-    """Hyper-representation (8 tasks, rank 3, noise floor 0.04), budget 3000 oracle calls from
-    the same random representation: MGBiO (K = 5, lam = tau = 0.1, gamma = 0.03, beta = 0.5)
-    measured validation loss 0.0515; the AID-BiO baseline of test_problems (D = 50, N = 10 CG)
-    reaches only 0.176 in the same calls (a single-loop-sized AID-BiO, D = 5, N = 2, measured
-    0.0516). Asserted: MGBiO < 0.1 and below the double-loop baseline."""
-    from bilevel.solvers import AIDBiO
-    from bilevel.solvers.problems import make_hyper_representation
-
-    problem = make_hyper_representation(seed=0)
-    d_x, d_y = problem.dims
-    x0 = torch.as_tensor(0.3 * np.random.default_rng(1).standard_normal(d_x))
-    y0 = torch.zeros(d_y, dtype=torch.float64)
-    mgbio = MGBiO(problem.outer, problem.inner, 0.1, 0.1, 0.03, momentum=0.5, inner_steps=5)
-    aid = AIDBiO(problem.outer, problem.inner, 50, 0.1, 0.03, solver="cg", solver_steps=10)
-    _, ours = mgbio.run(x0, y0, oracle_calls=3000)
-    _, baseline = aid.run(x0, y0, oracle_calls=3000)
-    assert ours[-1]["outer_value"] < min(0.1, baseline[-1]["outer_value"])
