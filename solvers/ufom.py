@@ -49,12 +49,23 @@ class UFOMEstimate:
     drawn: bool
 
 
-def adapted(theta: torch.Tensor, train_loss: Loss, task: Any, steps: int, lr: float, counts):
-    """phi_steps: ``steps`` GD steps on the train loss from theta (counted as train gradients)."""
+def adapted(
+    theta: torch.Tensor,
+    train_loss: Loss,
+    task: Any,
+    steps: int,
+    lr: float,
+    counts: OracleCounts,
+    keep: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """phi_steps: ``steps`` GD steps on the train loss from theta (counted as train gradients);
+    each new iterate is appended to ``keep`` when a list is given."""
     phi = theta.detach()
     for _ in range(steps):
         phi = phi - lr * _grad(train_loss, phi, task)
         counts.grad_inner += 1
+        if keep is not None:
+            keep.append(phi)
     return phi
 
 
@@ -85,13 +96,8 @@ def ufom_estimate(
         xi = q == 1 or (q > 0 and bool(torch.rand((), generator=generator) < q))
     if xi and q == 0:
         raise ValueError("xi = 1 has probability 0 when q = 0")
-    states = [theta.detach()]
-    phi = theta.detach()
-    for _ in range(steps):
-        phi = phi - lr * _grad(train_loss, phi, task)
-        counts.grad_inner += 1
-        if xi and not recompute:
-            states.append(phi)
+    states = [theta.detach()] if xi and not recompute else None  # O(r) memory only if asked
+    phi = adapted(theta, train_loss, task, steps, lr, counts, keep=states)
     first_order = _grad(test_loss, phi, task)
     counts.grad_outer += 1
     check_finite(first_order, "FOM gradient grad L(phi_r)", steps, "inner lr too large")
