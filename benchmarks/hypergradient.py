@@ -188,10 +188,14 @@ METHODS = [
     ("neumann Q=10", {"method": "neumann", "steps": 10}),
     ("neumann Q=50", {"method": "neumann", "steps": 50}),
     ("itd T=10", {"method": "itd", "steps": 10}),
+    ("itd T=10 ckpt", {"method": "itd", "steps": 10, "checkpoint": True}),
+    ("itd T=10 ckpt sqrt", {"method": "itd", "steps": 10, "checkpoint": "sqrt"}),
     ("itd T=50", {"method": "itd", "steps": 50}),
     ("itd T=50 ckpt", {"method": "itd", "steps": 50, "checkpoint": True}),
+    ("itd T=50 ckpt sqrt", {"method": "itd", "steps": 50, "checkpoint": "sqrt"}),
     ("itd T=200", {"method": "itd", "steps": 200}),
     ("itd T=200 ckpt", {"method": "itd", "steps": 200, "checkpoint": True}),
+    ("itd T=200 ckpt sqrt", {"method": "itd", "steps": 200, "checkpoint": "sqrt"}),
 ]
 
 

@@ -8,15 +8,23 @@ ITD-BiO; spec 6.3, 7.3]. The reverse pass is
     lambda_t = lambda_{t+1} - alpha H_t lambda_{t+1},   H_t, (d^2 g/dx dy)_t at (x, y_t).
 
 ``checkpoint=False``: autograd records the T steps (T graphs of grad_y g, memory growing with
-T times the graph of one step) and runs this pass itself. ``checkpoint=True``: the forward pass
-keeps only the iterates y_0..y_T (T + 1 vectors of size d_y, no graph), and the reverse pass
+T times the graph of one step) and runs this pass itself. ``checkpoint=True`` (= 1): the forward
+pass keeps only the iterates y_0..y_T (T + 1 vectors of size d_y, no graph), and the reverse pass
 re-linearises grad_y g at (x, y_t) one step at a time, so the memory of the graphs stays that of
 one step whatever T (Griewank & Walther 2008, ch. 12, storing all states). It costs T extra
 inner gradients, which the oracle counts include (``grad_inner`` = 2T).
+
+``checkpoint=k`` (an int >= 1) or ``"sqrt"`` (k = ceil(sqrt T)): two-level checkpointing. The
+forward pass keeps every k-th iterate only; the reverse pass walks the segments [c, c + k) from
+the last, recomputes y_{c+1}..y_{c+k-1} from the checkpoint y_c (no graph) and re-linearises them
+one at a time as above. Memory: one step's graph plus ceil(T/k) + k vectors (2 sqrt T for
+``"sqrt"``, instead of T); cost: T - ceil(T/k) more inner gradients (``grad_inner`` =
+3T - ceil(T/k)). Same value as ``checkpoint=False`` up to rounding (the same operations).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -35,11 +43,12 @@ def itd_hypergradient_and_iterate(
     steps: int,
     lr: float,
     counts: OracleCounts,
-    checkpoint: bool = False,
+    checkpoint: bool | int | str = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(d/dx f(x, y_T(x)), y_T): the estimate and the last inner iterate (for warm starts)."""
-    if checkpoint:
-        return _itd_stored_iterates(outer, inner, x, y, steps, lr, counts)
+    every = checkpoint_interval(checkpoint, steps)
+    if every is not None:
+        return _itd_checkpointed(outer, inner, x, y, steps, lr, counts, every)
     with torch.enable_grad():
         x_req = x.detach().requires_grad_(True)
         y_t = y.detach()
@@ -75,7 +84,21 @@ def _gd_iterates(
         yield y_t
 
 
-def _itd_stored_iterates(
+def checkpoint_interval(checkpoint: object, steps: int) -> int | None:
+    """The k of two-level checkpointing (None: plain ITD); rejects anything but the documented
+    values ``False``, ``True`` (k = 1), an int k >= 1 and ``"sqrt"`` (k = ceil(sqrt T))."""
+    if checkpoint is False:
+        return None
+    if checkpoint is True:
+        return 1
+    if checkpoint == "sqrt":
+        return math.isqrt(steps - 1) + 1 if steps > 0 else 1
+    if isinstance(checkpoint, int) and checkpoint >= 1:
+        return checkpoint
+    raise ValueError(f"checkpoint must be False, True, an int >= 1 or 'sqrt'; got {checkpoint!r}")
+
+
+def _itd_checkpointed(
     outer: Objective,
     inner: Objective,
     x: torch.Tensor,
@@ -83,22 +106,37 @@ def _itd_stored_iterates(
     steps: int,
     lr: float,
     counts: OracleCounts,
+    every: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reverse pass of the module docstring over stored iterates, one graph at a time."""
-    iterates = [y.detach(), *_gd_iterates(inner, x, y, steps, lr)]
+    """The reverse pass of the module docstring over checkpoints every ``every`` steps."""
+    checkpoints, y_last = [y.detach()], y.detach()
+    for t, y_last in enumerate(_gd_iterates(inner, x, y, steps, lr), start=1):
+        if t % every == 0 and t < steps:
+            checkpoints.append(y_last)
     check_finite_replayed(
-        iterates[-1], lambda: iterates[1:], "ITD inner iterate y_t", "lr above 2 / L (GD diverges)"
+        y_last,
+        lambda: _gd_iterates(inner, x, y, steps, lr),
+        "ITD inner iterate y_t",
+        "lr above 2 / L (GD diverges)",
     )
-    estimate, lam = outer_gradients(outer, x, iterates[-1], counts)
+    estimate, lam = outer_gradients(outer, x, y_last, counts)
     x_leaf = x.detach().requires_grad_(True)
-    for y_t in reversed(iterates[:-1]):
-        mixed_part, hess_part = _step_vjp(inner, x_leaf, y_t, lam)
-        estimate = estimate - lr * mixed_part
-        lam = lam - lr * hess_part
-    counts.grad_inner += 2 * steps  # the forward pass, then one re-linearisation per step
+    recomputed = 0
+    for index in reversed(range(len(checkpoints))):
+        length = min(every, steps - index * every)
+        if length <= 0:  # steps = 0: nothing to reverse
+            continue
+        segment = [checkpoints[index], *_gd_iterates(inner, x, checkpoints[index], length - 1, lr)]
+        recomputed += length - 1
+        for y_t in reversed(segment):
+            mixed_part, hess_part = _step_vjp(inner, x_leaf, y_t, lam)
+            estimate = estimate - lr * mixed_part
+            lam = lam - lr * hess_part
+    # the forward pass, the segments' recomputation, then one re-linearisation per step
+    counts.grad_inner += 2 * steps + recomputed
     counts.hvp += steps
     counts.mixed += steps
-    return estimate, iterates[-1].detach()
+    return estimate, y_last.detach()
 
 
 def _step_vjp(

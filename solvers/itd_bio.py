@@ -21,7 +21,7 @@ import torch
 
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
-from .itd import itd_hypergradient_and_iterate
+from .itd import checkpoint_interval, itd_hypergradient_and_iterate
 from .oracles import inner_gradient, outer_gradients
 from .stability import Smoothness, check_inner_and_outer_steps
 
@@ -41,7 +41,7 @@ class ITDBiO:
     inner_lr: float
     outer_lr: float
     first_order: bool = False
-    checkpoint: bool = False
+    checkpoint: bool | int | str = False  # see bilevel.solvers.itd
     warm_start: bool = True
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
@@ -50,7 +50,8 @@ class ITDBiO:
         check_steps(self.inner_steps, "inner_steps")
         check_step_size(self.inner_lr, "inner_lr")
         check_step_size(self.outer_lr, "outer_lr")
-        if self.first_order and self.checkpoint:
+        checkpoint_interval(self.checkpoint, self.inner_steps)
+        if self.first_order and self.checkpoint is not False:
             raise ValueError("checkpoint applies to ITD-BiO's reverse pass, not to FO-ITD-BiO")
         check_inner_and_outer_steps(
             self.smoothness, {"inner_lr": self.inner_lr}, {"outer_lr": self.outer_lr}
