@@ -4,8 +4,9 @@ Every run (claim x parameter dict) is executed by ``execute_run(claim_id, params
 in a worker, which looks the claim up by id (nothing but names and JSON crosses processes). Each
 finished run is written at once to ``<out>/runs/<claim-id>/<key>.json`` by an atomic rename, so
 an interrupted ``verify`` (even SIGKILL) loses at most the runs in flight: the next call skips
-every run whose file exists and executes only the others. ``fresh=True`` deletes the cache
-first. A run that raises is reported with its error and not cached, so it is retried next time.
+every run whose file exists and executes only the others. Each record carries the SHA-256 of its
+content: an entry that fails to parse, fails its checksum or belongs to another run is reported,
+moved aside (``.corrupt``) and recomputed. ``fresh=True`` deletes the cache first. A run that raises is reported with its error and not cached, so it is retried next time.
 
 With ``BILEVEL_RUN_LEDGER`` set to a file, each executed run appends ``executed <claim> <key>``
 and each saved run ``saved <claim> <key>``: the audit trail that shows no saved run was executed
@@ -14,6 +15,7 @@ again.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -101,11 +103,47 @@ def cache_path(out_dir: Path, claim_id: str, params: Params) -> Path:
     return out_dir / "runs" / safe / f"{run_key(params)}.json"
 
 
-def _load_cached(path: Path) -> dict | None:
+def record_checksum(record: dict) -> str:
+    """SHA-256 of the record's canonical JSON (sorted keys), the ``checksum`` field left out."""
+    body = {key: value for key, value in record.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def cache_problem(path: Path, claim_id: str, params: Params) -> tuple[dict | None, str | None]:
+    """(record, None) for a sound cache entry, (None, None) when absent, (None, reason) when the
+    entry is corrupt: not JSON, a checksum that does not match its content, or a record of
+    another claim or parameter set (a file copied or renamed by hand)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # absent or torn (cannot be torn: written by rename; kept as a guard)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None, "not valid JSON (torn or edited)"
+    if not isinstance(record, dict) or "measurement" not in record:
+        return None, "not a run record"
+    if record.get("checksum") != record_checksum(record):
+        return None, "checksum does not match the content"
+    if record.get("claim") != claim_id or record.get("params") != json.loads(json.dumps(params)):
+        return None, "record of another claim or parameter set"
+    return record, None
+
+
+def _load_cached(path: Path, claim_id: str, params: Params) -> dict | None:
+    """The cached record, or None; a corrupt entry is reported on stderr (and in the ledger),
+    moved aside to ``<name>.corrupt`` for inspection, and so recomputed."""
+    record, problem = cache_problem(path, claim_id, params)
+    if problem is not None:
+        print(
+            f"bilevel: cache entry {path} is corrupt ({problem}); recomputing it",
+            file=sys.stderr,
+        )
+        _ledger(f"corrupt {claim_id} {run_key(params)}")
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+    return record
 
 
 class InProcessExecutor(Executor):
@@ -139,7 +177,7 @@ def run_claims(
     pending: list[tuple[Claim, Params]] = []
     for claim in claims:
         for params in claim.runs(grid):
-            cached = _load_cached(cache_path(out_dir, claim.id, params))
+            cached = _load_cached(cache_path(out_dir, claim.id, params), claim.id, params)
             if cached is not None:
                 results[claim.id, run_key(params)] = cached
             else:
@@ -166,6 +204,7 @@ def run_claims(
         key = run_key(params)
         if "error" not in outcome:
             record = {"claim": claim.id, "params": params, **outcome}
+            record["checksum"] = record_checksum(record)
             atomic_write(
                 cache_path(out_dir, claim.id, params), json.dumps(record, sort_keys=True) + "\n"
             )

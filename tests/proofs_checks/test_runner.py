@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,73 @@ def test_dask_local_cluster_gives_the_same_report(tmp_path) -> None:
     via_cli = json.loads((tmp_path / "cli" / "report.json").read_text())
     expected = _without_seconds(report_payload(local, "quick"))
     assert code == 0 and _without_seconds(via_cli) == expected
+
+
+SLOW_SUM = "planted/slow-sum"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],  # torn
+        lambda text: "",  # emptied
+        lambda text: text.replace("{", "[", 1),  # edited into invalid JSON
+        lambda text: _flip_a_digit(text),  # valid JSON, wrong value
+    ],
+    ids=["torn", "empty", "edited", "bit-flip"],
+)
+def test_a_corrupt_cache_entry_is_reported_and_recomputed(
+    tmp_path, planted, monkeypatch, capsys, damage
+) -> None:
+    """Damage one saved run: the next call names it on stderr, moves it aside, executes exactly
+    that run again, and the verdict equals the undamaged one."""
+    ledger = tmp_path / "ledger"
+    monkeypatch.setenv(runner.LEDGER_ENV, str(ledger))
+    claims = [c for c in planted.CLAIMS if c.id == SLOW_SUM]
+    kw = dict(progress=False, claims_modules=["planted_claims"])
+    first = runner.run_claims(claims, tmp_path / "out", **kw)
+    victim = runner.cache_path(tmp_path / "out", SLOW_SUM, {"i": 3})
+    victim.write_text(damage(victim.read_text()))
+    again = runner.run_claims(claims, tmp_path / "out", **kw)
+    assert f"cache entry {victim} is corrupt" in capsys.readouterr().err
+    assert victim.with_name(victim.name + ".corrupt").exists()
+    lines = _ledger_lines(ledger)[8:]
+    key = victim.stem
+    assert [x for x in lines if not x.startswith("saved")] == [
+        f"corrupt {SLOW_SUM} {key}",
+        f"executed {SLOW_SUM} {key}",
+    ]
+    assert [replace(r, seconds=0) for r in again] == [replace(r, seconds=0) for r in first]
+    assert runner.cache_problem(victim, SLOW_SUM, {"i": 3})[1] is None
+
+
+def test_cache_problem_names_each_kind_of_corruption(tmp_path, planted) -> None:
+    claims = [c for c in planted.CLAIMS if c.id == SLOW_SUM]
+    runner.run_claims(claims, tmp_path, progress=False, claims_modules=["planted_claims"])
+    first = runner.cache_path(tmp_path, SLOW_SUM, {"i": 1})
+    second = runner.cache_path(tmp_path, SLOW_SUM, {"i": 2})
+
+    def problem() -> str | None:
+        return runner.cache_problem(first, SLOW_SUM, {"i": 1})[1]
+
+    assert problem() is None
+    assert runner.cache_problem(tmp_path / "absent.json", SLOW_SUM, {"i": 1}) == (None, None)
+    first.write_text(second.read_text())  # a sound record, but of another run
+    assert "another claim or parameter set" in problem()
+    first.write_text(_flip_a_digit(second.read_text()))
+    assert "checksum does not match" in problem()
+    first.write_text("[1, 2]")
+    assert "not a run record" in problem()
+    first.write_text("{")
+    assert "not valid JSON" in problem()
+
+
+def _flip_a_digit(text: str) -> str:
+    """Change the last digit in the measurement (valid JSON, checksum kept, value wrong)."""
+    record = json.loads(text)
+    body = json.dumps(record["measurement"], sort_keys=True)
+    index = max(i for i, ch in enumerate(body) if ch.isdigit())
+    record["measurement"] = json.loads(
+        body[:index] + str((int(body[index]) + 1) % 10) + body[index + 1 :]
+    )
+    return json.dumps(record, sort_keys=True)
