@@ -28,7 +28,8 @@ figures: $(STAMP)
 	$(BIN)/bilevel figures --out docs/figures --cache report --format png,pdf,svg
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/hypergradient.py
+	$(BIN)/python benchmarks/hypergradient.py --out benchmarks/results-cpu-float64.md
+	$(BIN)/python benchmarks/hvp.py --compile --out benchmarks/results-hvp-cpu-float64.md
 
 bench-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'

@@ -10,7 +10,8 @@ in one run and on one problem:
   loop users write, and TorchOpt's implicit differentiation);
 - ``torch.func reverse-over-reverse`` and ``forward-over-reverse`` (``vjp`` / ``jvp`` of
   ``grad``), eager and under ``torch.compile`` (the whole closure, gradient included: a compiled
-  function cannot reuse an autograd graph recorded outside it);
+  function cannot reuse an autograd graph recorded outside it), and ``torch.func.linearize`` (the
+  tangent map v -> H v traced once with the primal values as constants), eager and compiled;
 - units measured in the same run: one gradient grad_y g (plain autograd); for logistic, the two
   matrix-vector products any HVP X^T D X v must do (X v and u^T X), timed alone (the floor).
 
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.func import grad, jvp, vjp
+from torch.func import grad, jvp, linearize, vjp
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -104,15 +105,18 @@ def hvp_variants(inner, x, y, compile_too: bool) -> dict[str, Callable[[torch.Te
     def fwd_rev(v: torch.Tensor) -> torch.Tensor:
         return jvp(grad_y, (y,), (v,))[1]
 
+    linearized = linearize(grad_y, y)[1]  # the tangent map v -> H v, traced once
     variants = {
         "bilevel (cached linearisation)": oracle.hvp,
         "plain double backward": double_backward,
         "torch.func reverse-over-reverse": rev_rev,
         "torch.func forward-over-reverse": fwd_rev,
+        "torch.func.linearize (traced tangent map)": linearized,
     }
     if compile_too:
         variants["torch.compile reverse-over-reverse"] = torch.compile(rev_rev)
         variants["torch.compile forward-over-reverse"] = torch.compile(fwd_rev)
+        variants["torch.compile of the linearized map"] = torch.compile(linearized)
     return variants
 
 
@@ -153,9 +157,14 @@ def bench(name: str, inner, x, y, floor, args) -> list[str]:
         err = float(torch.linalg.vector_norm(diff) / torch.linalg.vector_norm(reference))
         seconds = median_time(lambda fn=fn: fn(v), args.repeats, device)
         rate = flops / seconds
+        throughput = (
+            f"{rate / 1e9:.1f} GFLOP/s ({100 * rate / peak:.0f}% of matmul)"
+            if flops  # the flop counter sees matrix products only (none in matrix-vector HVPs)
+            else "- (matrix-vector: memory-bound)"
+        )
         rows.append(
             f"| {name} | {label} | {seconds * 1e3:.3f} | {seconds / grad_s:.2f} | "
-            f"{rate / 1e9:.1f} GFLOP/s ({100 * rate / peak:.0f}% of matmul) | {err:.1e} |"
+            f"{throughput} | {err:.1e} |"
         )
     rows.append(f"| {name} | (device dense matmul) | - | - | {peak / 1e9:.1f} GFLOP/s | - |")
     return rows
