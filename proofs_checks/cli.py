@@ -130,7 +130,7 @@ def _limit_threads(threads: int) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .report import format_table, write_report
+    from .report import false_alarm_line, false_alarm_summary, format_table, write_report
     from .runner import load_claims, run_claims
 
     claims = load_claims(args.claims)
@@ -159,9 +159,11 @@ def _verify(args: argparse.Namespace) -> int:
     passed = sum(r.passed for r in results)
     print(
         f"\n{passed} passed, {len(results) - passed} failed ({args.grid} grid, "
-        f"{time.perf_counter() - start:.1f} s); wrote {json_path} and {md_path}"
+        f"{time.perf_counter() - start:.1f} s); wrote {json_path} and {md_path}\n"
+        + false_alarm_line(results)
     )
-    return 0 if passed == len(results) else 1
+    within = false_alarm_summary(results)["within_budget"]
+    return 0 if passed == len(results) and within else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .statistics import bonferroni_z_test, required_samples
+from .statistics import bonferroni_z_test, required_samples, spend
 
 
 @dataclass(frozen=True)
@@ -200,10 +200,13 @@ def assert_unbiased_sequential(
     """
     if not detectable_bias > 0:
         raise ValueError(f"detectable_bias must be > 0, got {detectable_bias}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     target_v = _as_vector(target)
     looks = max(1, int(np.floor(np.log2(max_samples / first_look))) + 1)
     level = alpha / looks
+    spend(alpha)  # once: the looks share it (each is run at alpha / looks, unrecorded)
     draws: list[np.ndarray] = []
     for j in range(looks):
         while len(draws) < first_look * 2**j:
@@ -211,7 +214,7 @@ def assert_unbiased_sequential(
         samples = np.stack(draws)
         if samples.shape[1] != target_v.size:
             raise ValueError(f"sample has {samples.shape[1]} coordinates, target {target_v.size}")
-        measured, rejected = _z_test_result(samples, target_v, level, alpha)
+        measured, rejected = _z_test_result(samples, target_v, level, alpha, record=False)
         if rejected:
             raise AssertionError(
                 f"bias detected at look {j + 1} of {looks} (n = {measured.n}): statistic "
@@ -227,11 +230,11 @@ def assert_unbiased_sequential(
 
 
 def _z_test_result(
-    samples: np.ndarray, target: np.ndarray, level: float, alpha: float
+    samples: np.ndarray, target: np.ndarray, level: float, alpha: float, *, record: bool = True
 ) -> tuple[UnbiasednessResult, bool]:
     """The Bonferroni z-test at ``level`` and its simultaneous interval z s_j / sqrt(n);
     ``alpha`` is the overall false-alarm probability reported with the result."""
-    result = bonferroni_z_test(samples, target, alpha=level)
+    result = bonferroni_z_test(samples, target, alpha=level, record=record)
     n = samples.shape[0]
     half_width = result.threshold * samples.std(axis=0, ddof=1) / np.sqrt(n)
     measured = UnbiasednessResult(

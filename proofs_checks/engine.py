@@ -77,6 +77,13 @@ def run_key(params: Params) -> str:
     return hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def check(condition: bool, message: str = "") -> None:
+    """``assert condition, message`` that ``python -O`` cannot remove: raises ``AssertionError``
+    (the refutation that ``judged`` reports) when ``condition`` is false."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def judged(predicted: str, comparison: Callable[[], tuple[str, str]]) -> Verdict:
     """Run a comparator-based ``comparison() -> (measured, interval)``; an ``AssertionError``
     from a comparator is the verdict "does not hold", with its message as the measurement."""

@@ -1,9 +1,12 @@
 """Writing the verification report: a terminal table, ``report.json`` and ``report.md``.
 
 ``report.json`` follows ``SCHEMA`` (also in ``docs/report-schema.json``, checked equal by the
-tests): ``{"schema": "bilevel-report/2", "grid": ..., "passed": bool, "claims": [row, ...]}``,
-one row per claim with the fields of ``runner.ClaimResult``. ``passed`` is true only if every
-claim expected to hold holds and every claim expected to fail fails.
+tests): ``{"schema": "bilevel-report/3", "grid": ..., "passed": bool, "false_alarm": {...},
+"claims": [row, ...]}``, one row per claim with the fields of ``runner.ClaimResult``.
+``false_alarm`` sums the false-alarm probabilities of every statistical test the claims ran (a
+union bound on the probability that any true claim is refuted by chance) against
+``statistics.SUITE_FALSE_ALARM_BUDGET``. ``passed`` is true only if every claim expected to hold
+holds, every claim expected to fail fails, and the sum is within the budget.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import ClaimResult
 
-SCHEMA_ID = "bilevel-report/2"
+SCHEMA_ID = "bilevel-report/3"
 
 _ROW_FIELDS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "description": "claim id, <paper or topic>/<claim>"},
@@ -36,6 +39,16 @@ _ROW_FIELDS: dict[str, dict[str, Any]] = {
     "passed": {"type": "boolean", "description": "holds == (expect == 'holds')"},
     "runs": {"type": "integer", "minimum": 1, "description": "runs (instance x seed) judged"},
     "seconds": {"type": "number", "minimum": 0, "description": "sum of the runs' times"},
+    "statistical_tests": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "statistical tests run by the claim's measurements and judge",
+    },
+    "false_alarm": {
+        "type": "number",
+        "minimum": 0,
+        "description": "sum of those tests' false-alarm probabilities",
+    },
 }
 
 SCHEMA: dict[str, Any] = {
@@ -43,12 +56,25 @@ SCHEMA: dict[str, Any] = {
     "$id": SCHEMA_ID,
     "title": "bilevel verification report",
     "type": "object",
-    "required": ["schema", "grid", "passed", "claims"],
+    "required": ["schema", "grid", "passed", "false_alarm", "claims"],
     "additionalProperties": False,
     "properties": {
         "schema": {"const": SCHEMA_ID},
         "grid": {"enum": ["quick", "full"]},
         "passed": {"type": "boolean"},
+        "false_alarm": {
+            "type": "object",
+            "required": ["tests", "sum", "budget", "within_budget"],
+            "additionalProperties": False,
+            "properties": {
+                "tests": {"type": "integer", "minimum": 0},
+                "sum": {"type": "number", "minimum": 0},
+                "budget": {"type": "number", "exclusiveMinimum": 0},
+                "within_budget": {"type": "boolean"},
+            },
+            "description": "the suite's statistical tests and the sum of their false-alarm "
+            "probabilities (a union bound), against the budget",
+        },
         "claims": {
             "type": "array",
             "items": {
@@ -110,7 +136,29 @@ def format_markdown(results: Sequence[ClaimResult], grid: str = "quick") -> str:
     return (
         f"# bilevel verification report ({grid} grid)\n\n"
         + "\n".join(lines)
-        + f"\n\n{passed} of {len(results)} claims passed.\n"
+        + f"\n\n{passed} of {len(results)} claims passed. {false_alarm_line(results)}\n"
+    )
+
+
+def false_alarm_summary(results: Sequence[ClaimResult]) -> dict[str, Any]:
+    """The suite's statistical tests and the union bound on a false alarm, with the budget."""
+    from .statistics import SUITE_FALSE_ALARM_BUDGET
+
+    total = float(sum(r.false_alarm for r in results))
+    return {
+        "tests": int(sum(r.statistical_tests for r in results)),
+        "sum": total,
+        "budget": SUITE_FALSE_ALARM_BUDGET,
+        "within_budget": total <= SUITE_FALSE_ALARM_BUDGET,
+    }
+
+
+def false_alarm_line(results: Sequence[ClaimResult]) -> str:
+    summary = false_alarm_summary(results)
+    verdict = "within" if summary["within_budget"] else "OVER"
+    return (
+        f"Suite false-alarm probability <= {summary['sum']:.2g} ({summary['tests']} statistical "
+        f"tests; {verdict} the budget {summary['budget']:g})."
     )
 
 
@@ -130,10 +178,12 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def report_payload(results: Sequence[ClaimResult], grid: str) -> dict[str, Any]:
+    summary = false_alarm_summary(results)
     return {
         "schema": SCHEMA_ID,
         "grid": grid,
-        "passed": all(r.passed for r in results),
+        "passed": all(r.passed for r in results) and summary["within_budget"],
+        "false_alarm": summary,
         "claims": [r.as_dict() for r in results],
     }
 

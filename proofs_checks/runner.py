@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .engine import Claim, Measurement, Params, Verdict, run_key
 from .report import atomic_write
+from .statistics import ledger
 
 LEDGER_ENV = "BILEVEL_RUN_LEDGER"
 
@@ -53,6 +54,8 @@ class ClaimResult:
     passed: bool  # holds == (expect == "holds")
     runs: int
     seconds: float  # sum over the claim's runs, as measured when each was executed
+    statistical_tests: int = 0  # tests run by its measurements and its judge
+    false_alarm: float = 0.0  # the sum of their false-alarm probabilities
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,14 +91,15 @@ def execute_run(claim_id: str, params: Params, claims_modules: Sequence[str] = (
     claim = {c.id: c for c in load_claims(claims_modules)}[claim_id]
     start = time.perf_counter()
     try:
-        measurement = claim.measure(dict(params))
+        with ledger() as used:
+            measurement = claim.measure(dict(params))
         json.dumps(measurement)  # must be JSON: it is cached and reported
     except Exception as exc:  # a crash is a failed run, reported, never hidden
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return {"error": detail}
     seconds = time.perf_counter() - start
     _ledger(f"executed {claim_id} {run_key(params)}")
-    return {"measurement": measurement, "seconds": seconds}
+    return {"measurement": measurement, "seconds": seconds, "statistics": used}
 
 
 def cache_path(out_dir: Path, claim_id: str, params: Params) -> Path:
@@ -221,18 +225,22 @@ def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> Cla
     outcomes = [results[claim.id, run_key(p)] for p in params]
     errors = [o["error"] for o in outcomes if "error" in o]
     seconds = sum(o.get("seconds", 0.0) for o in outcomes)
+    tests = sum(int(o.get("statistics", {}).get("tests", 0)) for o in outcomes)
+    alpha = sum(float(o.get("statistics", {}).get("alpha", 0.0)) for o in outcomes)
     if errors:
         verdict = Verdict("(not judged)", f"{len(errors)} run(s) failed: {errors[0]}", False)
         passed = False
     else:
         measurements: list[Measurement] = [o["measurement"] for o in outcomes]
         try:
-            verdict = claim.judge(params, measurements)
+            with ledger() as used:
+                verdict = claim.judge(params, measurements)
         except Exception as exc:  # a broken judge is a failed claim, reported
             verdict = Verdict("(judge crashed)", f"{type(exc).__name__}: {exc}", False)
             passed = False
         else:
             passed = verdict.holds == (claim.expect == "holds")
+            tests, alpha = tests + int(used["tests"]), alpha + used["alpha"]
     return ClaimResult(
         claim.id,
         claim.source,
@@ -246,4 +254,6 @@ def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> Cla
         passed,
         len(params),
         round(seconds, 3),
+        tests,
+        alpha,
     )

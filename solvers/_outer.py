@@ -77,8 +77,23 @@ def check_generator(generator: Any) -> None:
 
 
 def check_vectors(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.ndim != 1 or y.ndim != 1 or x.dtype != y.dtype or x.device != y.device:
-        raise ValueError("x and y must be 1-D tensors of one dtype and device")
+    """Starting points: non-empty finite 1-D floating tensors of one dtype and device."""
+    for value, name in ((x, "x"), (y, "y")):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
+        if value.ndim != 1 or value.numel() == 0:
+            raise ValueError(
+                f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+    if x.dtype != y.dtype or x.device != y.device:
+        raise ValueError(
+            f"x and y must share dtype and device; x is {x.dtype} on {x.device}, y is {y.dtype} "
+            f"on {y.device}"
+        )
 
 
 def run_outer(

@@ -34,6 +34,7 @@ import torch
 
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
+from .oracles import scalar
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCHEDULES = ("harmonic", "geometric")
@@ -112,8 +113,12 @@ class BDA:
 
     # ------------------------------------------------------------------ internals
     def _aggregated_gradient(self, x, y, w, s_u, low, s_l, create_graph: bool) -> torch.Tensor:
-        (grad_upper,) = torch.autograd.grad(self.outer(x, y), y, create_graph=create_graph)
-        (grad_lower,) = torch.autograd.grad(self.inner(x, y), y, create_graph=create_graph)
+        (grad_upper,) = torch.autograd.grad(
+            scalar(self.outer(x, y), "outer"), y, create_graph=create_graph
+        )
+        (grad_lower,) = torch.autograd.grad(
+            scalar(self.inner(x, y), "inner"), y, create_graph=create_graph
+        )
         return w * s_u * grad_upper + low * s_l * grad_lower
 
     def _reverse(self, x: torch.Tensor, y0: torch.Tensor, counts) -> tuple:
@@ -128,7 +133,9 @@ class BDA:
                         f"BDA inner iterate y became NaN/inf at step {k + 1}; likely cause: "
                         "upper_lr or lower_lr above 2/L"
                     )
-            (estimate,) = torch.autograd.grad(self.outer(x_leaf, y), x_leaf, allow_unused=True)
+            (estimate,) = torch.autograd.grad(
+                scalar(self.outer(x_leaf, y), "outer"), x_leaf, allow_unused=True
+            )
         K = self.inner_steps
         counts.grad_outer += K + 1
         counts.grad_inner += K
@@ -149,7 +156,9 @@ class BDA:
             y = y.detach()
             x_leaf = x.detach().requires_grad_(True)
             y_leaf = y.requires_grad_(True)
-            grad_x, v = torch.autograd.grad(self.outer(x_leaf, y_leaf), (x_leaf, y_leaf))
+            grad_x, v = torch.autograd.grad(
+                scalar(self.outer(x_leaf, y_leaf), "outer"), (x_leaf, y_leaf)
+            )
             w, s_u, low, s_l = weights[-1]
             eps = self.fd_radius / max(float(torch.linalg.vector_norm(v)), 1e-300)
 

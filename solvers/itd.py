@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ._flat import check_finite_replayed
-from .oracles import OracleCounts, outer_gradients
+from .oracles import OracleCounts, outer_gradients, scalar
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -54,7 +54,9 @@ def itd_hypergradient_and_iterate(
         y_t = y.detach()
         for _ in range(steps):
             y_in = y_t if y_t.requires_grad else y_t.detach().requires_grad_(True)
-            (grad_y,) = torch.autograd.grad(inner(x_req, y_in), y_in, create_graph=True)
+            (grad_y,) = torch.autograd.grad(
+                scalar(inner(x_req, y_in), "inner"), y_in, create_graph=True
+            )
             y_t = y_in - lr * grad_y
         check_finite_replayed(
             y_t,
@@ -62,7 +64,7 @@ def itd_hypergradient_and_iterate(
             "ITD inner iterate y_t",
             "lr above 2 / L (GD diverges)",
         )
-        value = outer(x_req, y_t)
+        value = scalar(outer(x_req, y_t), "outer")
         (result,) = torch.autograd.grad(value, x_req, allow_unused=True)
     counts.grad_inner += steps
     counts.grad_outer += 1
@@ -79,7 +81,7 @@ def _gd_iterates(
     for _ in range(steps):
         y_leaf = y_t.requires_grad_(True)
         with torch.enable_grad():
-            (grad_y,) = torch.autograd.grad(inner(x.detach(), y_leaf), y_leaf)
+            (grad_y,) = torch.autograd.grad(scalar(inner(x.detach(), y_leaf), "inner"), y_leaf)
         y_t = (y_leaf - lr * grad_y).detach()
         yield y_t
 
@@ -145,7 +147,9 @@ def _step_vjp(
     """((d^2 g/dx dy) lam, H lam) at (x, y_t), from one linearisation of grad_y g."""
     y_leaf = y_t.detach().requires_grad_(True)
     with torch.enable_grad():
-        (grad_y,) = torch.autograd.grad(inner(x_leaf, y_leaf), y_leaf, create_graph=True)
+        (grad_y,) = torch.autograd.grad(
+            scalar(inner(x_leaf, y_leaf), "inner"), y_leaf, create_graph=True
+        )
     if not grad_y.requires_grad:  # grad_y g constant in (x, y)
         return torch.zeros_like(x_leaf), torch.zeros_like(y_leaf)
     parts = torch.autograd.grad(grad_y, (x_leaf, y_leaf), lam, allow_unused=True)

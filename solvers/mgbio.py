@@ -23,6 +23,7 @@ import torch
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
 from ._pl_surrogate import surrogate_step
+from .oracles import scalar
 from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -82,7 +83,7 @@ class MGBiO:
         for _ in range(self.inner_steps):
             with torch.enable_grad():
                 yl = y.detach().requires_grad_(True)
-                (gradient,) = torch.autograd.grad(self.inner(x, yl), yl)
+                (gradient,) = torch.autograd.grad(scalar(self.inner(x, yl), "inner"), yl)
             counts.grad_inner += 1
             y = y - self.inner_lr * gradient
         check_finite(y, "MGBiO inner iterate y", k, "inner_lr above 2 / L_g")

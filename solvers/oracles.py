@@ -47,6 +47,15 @@ class OracleCounts:
         return self
 
 
+def scalar(value: object, name: str) -> torch.Tensor:
+    """``value`` if it is a 0-d tensor; otherwise a ``ValueError`` naming the objective (a
+    vector-valued or Python-float objective would make autograd fail with a torch message)."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        return value
+    got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+    raise ValueError(f"{name}(x, y) must return a scalar (0-d) tensor, got {got}")
+
+
 def _leaf(t: torch.Tensor) -> torch.Tensor:
     return t.detach().requires_grad_(True)
 
@@ -71,7 +80,7 @@ class SecondOrderOracle:
         self.counts = counts
         self._x, self._y = _leaf(x), _leaf(y)
         with torch.enable_grad():
-            value = inner(self._x, self._y)
+            value = scalar(inner(self._x, self._y), "inner")
             (self._grad_y,) = (
                 torch.autograd.grad(value, self._y, create_graph=True, allow_unused=True)
                 if value.requires_grad
@@ -104,7 +113,7 @@ def outer_gradients(
     counts.grad_outer += 1
     x_leaf, y_leaf = _leaf(x), _leaf(y)
     with torch.enable_grad():
-        value = outer(x_leaf, y_leaf)
+        value = scalar(outer(x_leaf, y_leaf), "outer")
     if not value.requires_grad:  # f constant in both
         return torch.zeros_like(x), torch.zeros_like(y)
     gx, gy = torch.autograd.grad(value, (x_leaf, y_leaf), allow_unused=True)
@@ -121,5 +130,5 @@ def inner_gradient(
     counts.grad_inner += 1
     y_leaf = y.detach().requires_grad_(True)
     with torch.enable_grad():
-        (gradient,) = torch.autograd.grad(inner(x, y_leaf), y_leaf)
+        (gradient,) = torch.autograd.grad(scalar(inner(x, y_leaf), "inner"), y_leaf)
     return gradient

@@ -7,13 +7,17 @@ v <- v - eta (H v - b) is the same map, so eta needs (0, 2/L) too. Outer gradien
 L_Phi-smooth Phi need beta < 2/L_Phi, and Nesterov's accelerated step (AccBiO) beta <= 1/L_Phi.
 
 An outer algorithm given ``smoothness=Smoothness(inner=L_g, outer=L_Phi)`` refuses step sizes
-outside these ranges at construction. The constants come from the problem
+outside these ranges at construction, and warns (``ProvenRangeWarning``) for a step that is
+stable but above 1/L: the convergence theorems of the seed papers take alpha, eta <= 1/L_g and
+beta <= 1/L_Phi (Ji et al. 2021, Thms 1-3; Nesterov 2004, Thm 2.1.14), so their rates are not
+claimed there. The constants come from the problem
 (``QuadraticProblem.smoothness()``) or from ``estimate_inner_smoothness`` (power iteration on
 Hessian-vector products at a point).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +38,22 @@ class Smoothness:
         for value, name in ((self.inner, "inner"), (self.outer, "outer")):
             if value is not None and not (0 < value < float("inf")):
                 raise ValueError(f"Smoothness.{name} must be a positive finite number, got {value}")
+
+
+class ProvenRangeWarning(UserWarning):
+    """A step size that is stable (below 2/L) but outside the theorems' range (0, 1/L]."""
+
+
+def warn_outside_proven_range(step: float, smoothness: float | None, name: str) -> None:
+    """Warn (before any work) when 1/L < step: stable, but no seed theorem covers it."""
+    if smoothness is not None and 1.0 / smoothness < step < 2.0 / smoothness:
+        warnings.warn(
+            f"{name} = {step:g} is stable (< 2/L = {2.0 / smoothness:g}) but above 1/L = "
+            f"{1.0 / smoothness:g}, outside the range the convergence theorems assume; "
+            "measured rates need not match the predicted ones",
+            ProvenRangeWarning,
+            stacklevel=5,  # the line that constructs the algorithm
+        )
 
 
 def check_stable_step(step: float, smoothness: float | None, name: str) -> None:
@@ -72,11 +92,13 @@ def check_inner_and_outer_steps(
     for name, step in inner_steps.items():
         if step is not None:
             check_stable_step(step, smoothness.inner, name)
+            warn_outside_proven_range(step, smoothness.inner, name)
     for name, step in outer_steps.items():
         if step is None:
             continue
         if outer_limit is None:
             check_stable_step(step, smoothness.outer, name)
+            warn_outside_proven_range(step, smoothness.outer, name)
         else:
             check_proven_step(step, smoothness.outer, name, outer_limit)
 

@@ -24,7 +24,7 @@ import torch
 from bilevel.analysis import bda as exact
 from bilevel.solvers.bda import BDA
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 
 SOURCE = "Liu, Mu, Yuan, Zeng & Zhang, ICML 2020 / TPAMI 2023; spec 7.10"
 
@@ -64,16 +64,19 @@ def judge_minimiser(_: list[Params], ms: list[Measurement]) -> Verdict:
         ms_sorted = sorted(ms, key=lambda m: m["K"])
         for m in ms_sorted:
             # Newton's step on an exact quadratic: float64 rounding of a few operations.
-            assert abs(m["x"] - m["predicted"]) <= 1e-12, (
-                f"K = {m['K']}: BDA ends at {m['x']:.15g}, argmin phi_K = {m['predicted']:.15g}"
+            check(
+                abs(m["x"] - m["predicted"]) <= 1e-12,
+                f"K = {m['K']}: BDA ends at {m['x']:.15g}, argmin phi_K = {m['predicted']:.15g}",
             )
         distances = [abs(1 - m["x"]) for m in ms_sorted]
-        assert all(b < a for a, b in itertools.pairwise(distances)), (
-            f"|x_K - 1| does not decrease in K: {distances}"
+        check(
+            all(b < a for a, b in itertools.pairwise(distances)),
+            f"|x_K - 1| does not decrease in K: {distances}",
         )
-        assert distances[-1] < 0.25, (
+        check(
+            distances[-1] < 0.25,
             f"|x_K - 1| = {distances[-1]:.3g} at K = {ms_sorted[-1]['K']}: not closer to x* = 1 "
-            "than RHG's 1/2"
+            "than RHG's 1/2",
         )
         measured = ", ".join(f"K={m['K']}: x={m['x']:.6f}" for m in ms_sorted)
         return measured, "exact to 1e-12"
@@ -102,13 +105,14 @@ def judge_residual(_: list[Params], ms: list[Measurement]) -> Verdict:
         ]
         for K, got, want in zip(m["Ks"], m["ratios"], closed, strict=True):
             # K multiplications by factors in (0, 1]: relative rounding below K * 2^-52 * 4.
-            assert abs(got - want) <= 4 * K * 2**-52 * max(abs(want), 1e-300), (
-                f"K = {K}: e_K/e_0 = {got:.15g}, Gamma form {want:.15g}"
+            check(
+                abs(got - want) <= 4 * K * 2**-52 * max(abs(want), 1e-300),
+                f"K = {K}: e_K/e_0 = {got:.15g}, Gamma form {want:.15g}",
             )
         slope = float(np.polyfit(np.log(m["Ks"]), np.log(m["ratios"]), 1)[0])
         # the next term of Gamma(K + 1 - p)/Gamma(K + 1) K^p is O(1/K): at K >= 200 it moves the
         # slope by less than p (1 - p) / 200 < 0.002.
-        assert abs(slope + m["power"]) < 0.002, f"slope {slope:.5f} vs -a s_u = {-m['power']}"
+        check(abs(slope + m["power"]) < 0.002, f"slope {slope:.5f} vs -a s_u = {-m['power']}")
         return f"slope {slope:.5f}; e_K/e_0 = Gamma form at every K", "closed form to rounding"
 
     return judged("e_K / e_0 = Gamma(K+1-a s_u)/(Gamma(1-a s_u) Gamma(K+1)) ~ K^(-a s_u)", compare)
@@ -135,8 +139,9 @@ def judge_geometric(_: list[Params], ms: list[Measurement]) -> Verdict:
         m = ms[0]
         # y_1 lags x by (1 - lr (1 - alpha))^K; its effect on the minimiser is below that.
         transient = (1 - m["lr"] * 0.4) ** m["K"]
-        assert abs(m["x"] - m["limit"]) <= 2 * transient + 1e-12, (
-            f"x_K = {m['x']:.6f} vs 1/(1 + c^2) = {m['limit']:.6f}"
+        check(
+            abs(m["x"] - m["limit"]) <= 2 * transient + 1e-12,
+            f"x_K = {m['x']:.6f} vs 1/(1 + c^2) = {m['limit']:.6f}",
         )
         return (
             f"x_K = {m['x']:.6f} (x* = 1)",

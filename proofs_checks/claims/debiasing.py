@@ -35,7 +35,7 @@ from bilevel.solvers.problems.ufom_toy import UFOMToy
 from bilevel.solvers.ufom import UFOMSGD, ufom_estimate
 
 from ..comparators import assert_expectation_exact, assert_unbiased
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import meta_quadratic_instance, meta_quadratic_losses
 
 SOURCE = "Likhosherstov, Song, Choromanski, Davis & Weller, ICML 2021; spec 4.2, 7.9"
@@ -121,7 +121,7 @@ def measure_ztest(params: Params) -> Measurement:
 def judge_ztest(_: list[Params], ms: list[Measurement]) -> Verdict:
     def compare() -> tuple[str, str]:
         m = ms[0]
-        assert not m["rejected"], m.get("message", "")
+        check(not m["rejected"], m.get("message", ""))
         return (
             f"z = {m['statistic']:.3g} <= {m['threshold']:.3g} (n = {m['n']})",
             f"power 1 - 1e-6 against bias {m['detectable']:.3g}",
@@ -142,7 +142,7 @@ def judge_moment(_: list[Params], ms: list[Measurement]) -> Verdict:
     def compare() -> tuple[str, str]:
         m = ms[0]
         error = abs(m["moment"] - m["formula"]) / abs(m["formula"])
-        assert error <= 1e-10, f"E||g_hat||^2 = {m['moment']:.12g} vs {m['formula']:.12g}"
+        check(error <= 1e-10, f"E||g_hat||^2 = {m['moment']:.12g} vs {m['formula']:.12g}")
         return f"{m['moment']:.10g} (relative error {error:.1e})", "formula, tol 1e-10"
 
     return judged("E||g_hat||^2 = E[||g_ex||^2 + (1/q - 1)||g_ex - g_FO||^2]", compare)
@@ -192,9 +192,10 @@ def judge_toy(_: list[Params], ms: list[Measurement]) -> Verdict:
                 else "theta_FO"
             )
             expected = "theta_FO" if m["method"] == "fom" else "theta*"
-            assert nearer == expected, (
+            check(
+                nearer == expected,
                 f"{m['method']} averages {m['average']:.4f}, nearer {nearer} "
-                f"(theta* = {m['theta_star']:.4f}, theta_FO = {m['theta_FO']:.4f})"
+                f"(theta* = {m['theta_star']:.4f}, theta_FO = {m['theta_FO']:.4f})",
             )
             lines.append(f"{m['method']}: {m['average']:.4f}")
         first = ms[0]
@@ -255,9 +256,10 @@ def judge_q_sweep(_: list[Params], ms: list[Measurement]) -> Verdict:
         t_best, se_best = times[best]
         z = 5.33
         margin = z * math.hypot(se_test, se_best)
-        assert t_test - t_best <= margin, (
+        check(
+            t_test - t_best <= margin,
             f"T({m['q_test']:.3f}) = {t_test:.2f} exceeds the sweep's best T({best:.2f}) = "
-            f"{t_best:.2f} by more than {margin:.2f} (z = {z})"
+            f"{t_best:.2f} by more than {margin:.2f} (z = {z})",
         )
         sweep = ", ".join(f"T({q:.2f}) = {t:.1f}" for q, (t, _) in sorted(times.items()))
         return f"q* = {m['q_star']:.3f}; best on the sweep q = {best:.2f}; {sweep}", (

@@ -24,7 +24,7 @@ import torch
 from bilevel.solvers import hypergradient
 from bilevel.solvers.ufom import ufom_estimate
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import (
     meta_quadratic_instance,
     meta_quadratic_losses,
@@ -118,9 +118,10 @@ def judge_means(_: list[Params], ms: list[Measurement]) -> Verdict:
         for m in ms:
             values = np.asarray(m["projections"])
             mean, se = values.mean(), values.std(ddof=1) / math.sqrt(values.size)
-            assert abs(mean - m["predicted"]) <= Z * se + 1e-12, (
+            check(
+                abs(mean - m["predicted"]) <= Z * se + 1e-12,
                 f"{m['estimator']}: mean {mean:.4f} vs predicted {m['predicted']:.4f} "
-                f"(z = {abs(mean - m['predicted']) / se:.2f} > {Z})"
+                f"(z = {abs(mean - m['predicted']) / se:.2f} > {Z})",
             )
             parts.append(
                 f"{m['estimator']}: {mean:.4f} +- {Z * se:.4f} (pred {m['predicted']:.4f})"

@@ -18,7 +18,7 @@ import torch
 
 from bilevel.solvers.minimax_gda import MinimaxGDA, penalty_direction, saddle_at_fixed_x
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import convex_phi_instance, quadratic_objectives
 
 SOURCE = "Wang, Pan, Pi & Zhang, arXiv:2305.13153 (reformulation [substitute]); spec 7.8"
@@ -61,12 +61,13 @@ def judge_bias(_: list[Params], ms: list[Measurement]) -> Verdict:
             bias, predicted = np.asarray(m["bias"]), np.asarray(m["predicted"])
             # float64 cancellation in grad_x f + lam (grad_x g(y) - grad_x g(z)): lam * 1e-14
             tol = 1e-13 * m["lambda"] + 1e-8 * np.linalg.norm(predicted)
-            assert np.linalg.norm(bias - predicted) <= tol, (
-                f"lambda = {m['lambda']:g}: bias {bias} vs closed form {predicted}"
+            check(
+                np.linalg.norm(bias - predicted) <= tol,
+                f"lambda = {m['lambda']:g}: bias {bias} vs closed form {predicted}",
             )
             norms.append(float(np.linalg.norm(bias)))
         slope = float(np.polyfit(np.log(lams), np.log(norms), 1)[0])
-        assert abs(slope + 1) < 0.02, f"log-log slope of ||bias|| in lambda = {slope:.4f}, not -1"
+        check(abs(slope + 1) < 0.02, f"log-log slope of ||bias|| in lambda = {slope:.4f}, not -1")
         measured = ", ".join(f"{n:.3e}" for n in norms)
         return f"||bias|| = {measured}; slope {slope:.4f}", "closed form of spec 7.8"
 
@@ -130,12 +131,14 @@ def judge_boundary(_: list[Params], ms: list[Measurement]) -> Verdict:
             half = len(d) // 2
             rate = float(np.exp(np.polyfit(np.arange(half, len(d)), np.log(d[half:]), 1)[0]))
             converges = d[-1] < d[0]
-            assert converges == (m["radius"] < 1), (
-                f"radius {m['radius']:.5f} but the distance went {d[0]:.3g} -> {d[-1]:.3g}"
+            check(
+                converges == (m["radius"] < 1),
+                f"radius {m['radius']:.5f} but the distance went {d[0]:.3g} -> {d[-1]:.3g}",
             )
             # the per-step rate tends to the radius (Gelfand); a 1% band covers the transient
-            assert abs(rate - m["radius"]) < 0.01 * m["radius"], (
-                f"measured rate {rate:.5f} vs radius {m['radius']:.5f}"
+            check(
+                abs(rate - m["radius"]) < 0.01 * m["radius"],
+                f"measured rate {rate:.5f} vs radius {m['radius']:.5f}",
             )
             lines.append(f"radius {m['radius']:.4f}: rate {rate:.4f}")
         return "; ".join(lines), "1% band"

@@ -16,7 +16,7 @@ import torch
 from bilevel.solvers import AIDBiO
 from bilevel.solvers.mgbio import MGBiO
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from .momentum_pl import _game
 
 PROBLEMS = ("pl-game", "hyper-representation")
@@ -73,10 +73,10 @@ def judge_baselines(_: list[Params], ms: list[Measurement]) -> Verdict:
         parts = []
         for problem in PROBLEMS:
             ours, baseline = final[problem, "MGBiO"], final[problem, "AID-BiO"]
-            assert ours < baseline, f"{problem}: MGBiO {ours:.3g} vs AID-BiO {baseline:.3g}"
+            check(ours < baseline, f"{problem}: MGBiO {ours:.3g} vs AID-BiO {baseline:.3g}")
             parts.append(f"{problem}: MGBiO {ours:.3g} vs AID-BiO {baseline:.3g}")
         floor = final["hyper-representation", "MGBiO"]
-        assert floor < 0.1, f"hyper-representation loss {floor:.3g} not near the floor 0.04"
+        check(floor < 0.1, f"hyper-representation loss {floor:.3g} not near the floor 0.04")
         return "; ".join(parts), "equal oracle-call budgets"
 
     return judged("MGBiO ends below double-loop AID-BiO at equal oracle calls", compare)

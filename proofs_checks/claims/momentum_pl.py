@@ -12,12 +12,14 @@ r"""The momentum family for a Polyak-Lojasiewicz lower level (Huang, arXiv:2303.
 - ``msgbio/sample-complexity`` and ``vr-msgbio/sample-complexity``: with one-row minibatches,
   E||grad F(x_t)|| (mean over seeds) decays like t^s over t in [T/16, T]; the
   samples to reach eps then grow like eps^(1/s). The [abs] bounds eps^-4 (MSGBiO) and eps^-3
-  (VR-MSGBiO) are upper bounds: the claim holds when the 99% bootstrap interval (seeds
-  resampled) of -1/s starts below the bound and s < 0 (the method converges). On the quick grid
-  (8 seeds, 4000 steps; pre-asymptotic) the point estimates were 5.6 (MSGBiO, 99% from 3.0) and
-  3.5 (VR-MSGBiO, from 2.7): consistent with the bounds, not a proof that they are tight. A
-  constant step (``constant_step: true``) stalls at a noise floor and is refuted (the planted
-  failure).
+  (VR-MSGBiO) are upper bounds, refuted only on evidence at false-alarm probability 1e-6: when
+  the one-sided t lower bound (1 - 1e-6) of the mean per-seed slope s_i exceeds -1/bound (the
+  decay is confidently slower than the bound allows; a stall included). With 8 seeds (t_{7} =
+  14.2 at 1e-6) this has little power: per-seed slopes on the quick grid spread by 0.19
+  (MSGBiO) and 0.12 (VR-MSGBiO), so the verdict "holds" means "not refuted"; the pooled point
+  estimates (exponents 5.6 and 3.5, pre-asymptotic) are reported, not a proof of tightness. A
+  constant step (``constant_step: true``) stalls at a noise floor; with 32 seeds it is refuted
+  (the planted failure, a slow test).
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ from bilevel.solvers.oracles import OracleCounts
 from bilevel.solvers.problems import PLGameProblem
 from bilevel.solvers.vr_msgbio import VRMSGBiO
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..rates import line_fit
+from ..statistics import t_lower_bound
+
+#: false-alarm probability of each sample-complexity verdict (the suite's per-test level)
+SAMPLE_COMPLEXITY_ALPHA = 1e-6
 
 SOURCE = "Huang, arXiv:2303.03944 (template [substitute]); spec 3.2, 7.11"
 
@@ -75,7 +81,7 @@ def judge_invariance(_: list[Params], ms: list[Measurement]) -> Verdict:
         a, b = (np.asarray(d) for d in m["directions"])
         gap = float(np.linalg.norm(a - b)) / float(np.linalg.norm(a))
         # v converges at 1 - mu/L per step (~0.9 here, 800 steps): what is left is round-off.
-        assert gap <= 1e-10, f"directions differ by {gap:.2e} (relative)"
+        check(gap <= 1e-10, f"directions differ by {gap:.2e} (relative)")
         return f"relative gap {gap:.1e} for minimisers {m['shift_norm']:.2f} apart", "tol 1e-10"
 
     return judged("one surrogate direction on all of S(x)", compare)
@@ -113,9 +119,9 @@ def judge_complexity(_: list[Params], ms: list[Measurement]) -> Verdict:
     def compare() -> tuple[str, str]:
         m = ms[0]
         missing = [e for e, c in zip(m["eps"], m["calls"], strict=True) if c is None]
-        assert not missing, f"||grad F|| <= eps never reached for eps = {missing}"
+        check(not missing, f"||grad F|| <= eps never reached for eps = {missing}")
         slope, low, high = line_fit(np.log(1 / np.asarray(m["eps"])), np.log(m["calls"]))
-        assert low <= 2.0, f"fitted exponent {slope:.3f} (99% [{low:.3f}, {high:.3f}]) exceeds 2"
+        check(low <= 2.0, f"fitted exponent {slope:.3f} (99% [{low:.3f}, {high:.3f}]) exceeds 2")
         return f"exponent {slope:.3f}", f"99% [{low:.3f}, {high:.3f}]; bound 2 (upper)"
 
     return judged("gradient calls to ||grad F|| <= eps grow at most like eps^-2", compare)
@@ -182,25 +188,29 @@ def _decay_slope(steps: np.ndarray, curves: np.ndarray, bins: int = 12) -> float
 
 
 def judge_sample_complexity(bound: float):
+    """Refute only on evidence at false-alarm probability 1e-6: the one-sided t lower bound of
+    the mean per-seed decay slope (seeds i.i.d.) must exceed -1/bound, i.e. E||grad F|| decays
+    confidently slower than t^(-1/bound) (a stall, slope >= 0, included)."""
+
     def judge(_: list[Params], ms: list[Measurement]) -> Verdict:
         def compare() -> tuple[str, str]:
             steps = np.asarray(ms[0]["steps"], dtype=float)
             curves = np.asarray([m["norms"] for m in ms])
-            slope = _decay_slope(steps, curves)
-            rng = np.random.default_rng(0)
-            boot = [
-                _decay_slope(steps, curves[rng.integers(0, len(ms), len(ms))]) for _ in range(400)
-            ]
-            low_slope, high_slope = np.quantile(boot, [0.005, 0.995])
-            assert high_slope < 0, (
-                f"E||grad F|| does not decay: slope {slope:.3f} (99% [{low_slope:.3f}, "
-                f"{high_slope:.3f}]): the method stalls"
+            pooled = _decay_slope(steps, curves)
+            per_seed = [_decay_slope(steps, curve[None, :]) for curve in curves]
+            mean, low = t_lower_bound(np.asarray(per_seed), SAMPLE_COMPLEXITY_ALPHA)
+            check(
+                low <= -1.0 / bound,
+                f"E||grad F|| decays like t^{mean:.3f} (per-seed mean; 1 - 1e-6 lower bound "
+                f"{low:.3f} > {-1.0 / bound:.3f} = -1/{bound:g}): samples grow faster than "
+                f"eps^-{bound:g}" + (", the method stalls" if low > 0 else ""),
             )
-            exponent, low = -1 / slope, -1 / low_slope
-            assert low <= bound, f"samples grow like eps^-{exponent:.2f} (99% from {low:.2f})"
+            exponent = -1 / pooled if pooled < 0 else float("inf")
             return (
-                f"exponent {exponent:.2f} (slope {slope:.3f}, {len(ms)} seeds)",
-                f"99% from {low:.2f}; bound {bound:g} (upper)",
+                f"exponent {exponent:.2f} (pooled slope {pooled:.3f}; per-seed mean {mean:.3f}, "
+                f"{len(ms)} seeds)",
+                f"slope >= {low:.3f} at 1 - 1e-6 (t, {len(ms) - 1} dof); refuted above "
+                f"{-1.0 / bound:.3f}",
             )
 
         return judged(f"samples to E||grad F|| <= eps grow at most like eps^-{bound:g}", compare)

@@ -21,7 +21,7 @@ import torch
 
 from bilevel.solvers import AIDBiO, ITDBiO
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import convex_phi_instance, hyperobjective_hessian, quadratic_objectives
 from ..rates import assert_bound_holds, assert_linear_rate
 
@@ -146,10 +146,11 @@ def judge_fo_itd_limit(_: list[Params], ms: list[Measurement]) -> Verdict:
             gap = float(np.linalg.norm(np.subtract(m["x"], m["x_fo"])))
             # 600 outer steps contract by <= 1 - 0.5 / ||J|| ... far below 1e-7; the inner
             # truncation (1 - 1/kappa)^100 ~ 3e-5 is warm-started away at the fixed point.
-            assert gap <= 1e-7 * max(1.0, float(np.linalg.norm(m["x_fo"]))), (
-                f"||x - x_FO|| = {gap:.2e}"
+            check(
+                gap <= 1e-7 * max(1.0, float(np.linalg.norm(m["x_fo"]))),
+                f"||x - x_FO|| = {gap:.2e}",
             )
-            assert m["grad_phi_at_x_fo"] > 1e-2, "x_FO is (nearly) stationary: no bias to show"
+            check(m["grad_phi_at_x_fo"] > 1e-2, "x_FO is (nearly) stationary: no bias to show")
             lines.append(
                 f"||x - x_FO|| = {gap:.1e}, ||grad Phi(x_FO)|| = {m['grad_phi_at_x_fo']:.3f}"
             )
@@ -211,7 +212,7 @@ def judge_maml_closed_form(_: list[Params], ms: list[Measurement]) -> Verdict:
                 got, want = np.asarray(m[method]["got"]), np.asarray(m[method]["want"])
                 error = float(np.linalg.norm(got - want) / np.linalg.norm(want))
                 # r <= 5 products of contractions and a mean over 4 tasks in float64
-                assert error <= 1e-12, f"{method}: relative error {error:.2e}"
+                check(error <= 1e-12, f"{method}: relative error {error:.2e}")
                 worst = max(worst, error)
         return f"max relative error {worst:.1e}", "tol 1e-12"
 
@@ -279,7 +280,7 @@ def judge_sinusoid(_: list[Params], ms: list[Measurement]) -> Verdict:
         parts = []
         for m in ms:
             first, last = np.mean(m["losses"][:20]), np.mean(m["losses"][-20:])
-            assert last < 0.9 * first, f"{m['method']}: query loss {first:.3f} -> {last:.3f}"
+            check(last < 0.9 * first, f"{m['method']}: query loss {first:.3f} -> {last:.3f}")
             parts.append(f"{m['method']}: {first:.2f} -> {last:.2f}")
         return "; ".join(parts), "means of the first and last 20 meta-batches"
 

@@ -18,7 +18,7 @@ import torch
 
 from bilevel.solvers import AccBiO, AIDBiO, ITDBiO, StocBiO
 
-from ..engine import Claim, Measurement, Params, Verdict, judged
+from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import (
     convex_phi_instance,
     hyperobjective_hessian,
@@ -89,9 +89,9 @@ def judge_quadratic(_: list[Params], ms: list[Measurement]) -> Verdict:
         for m in ms:
             start, end = m["grad_norm"][0], m["grad_norm"][-1]
             if m["method"] == "stocBiO":
-                assert end <= 0.1 * start, f"stocBiO: ||grad Phi|| {start:.3g} -> {end:.3g}"
+                check(end <= 0.1 * start, f"stocBiO: ||grad Phi|| {start:.3g} -> {end:.3g}")
             else:
-                assert end <= 1e-6, f"{m['method']}: final ||grad Phi|| = {end:.3g} > 1e-6"
+                check(end <= 1e-6, f"{m['method']}: final ||grad Phi|| = {end:.3g} > 1e-6")
             finals.setdefault(m["method"], []).append(end)
         text = "; ".join(f"{k}: max {max(v):.1e}" for k, v in finals.items())
         return f"final ||grad Phi||: {text}", ""
@@ -139,7 +139,7 @@ def judge_logistic(_: list[Params], ms: list[Measurement]) -> Verdict:
         parts = []
         for m in ms:
             start, end = m["outer_value"][1], m["outer_value"][-1]  # [0] is y = 0, before any step
-            assert end <= 0.95 * start, f"{m['method']}: validation loss {start:.4f} -> {end:.4f}"
+            check(end <= 0.95 * start, f"{m['method']}: validation loss {start:.4f} -> {end:.4f}")
             parts.append(f"{m['method']}: {start:.4f} -> {end:.4f}")
         return "; ".join(parts), ""
 

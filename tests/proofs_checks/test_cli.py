@@ -29,7 +29,7 @@ def test_verify_writes_reports_and_exits_zero(tmp_path, capsys) -> None:
     assert code == 0
     assert "PASS" in out and "FAIL" not in out
     payload = json.loads((tmp_path / "report.json").read_text())
-    assert payload["passed"] is True and payload["schema"] == "bilevel-report/2"
+    assert payload["passed"] is True and payload["schema"] == "bilevel-report/3"
     assert {c["id"] for c in payload["claims"]} == {
         "foundation/pl-game-surrogate-hypergradient",
         "foundation/scalar-pl-constant-of-y-2-3-sin-2-y",

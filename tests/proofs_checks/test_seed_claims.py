@@ -85,12 +85,17 @@ def test_the_toy_claim_separates_fom_from_ufom() -> None:
     assert not claim.judge(runs, swapped).holds
 
 
+@pytest.mark.slow
 def test_a_constant_step_refutes_the_sample_complexity_claim() -> None:
-    """MSGBiO with eta_t held at 0.3 stalls at a noise floor: E||grad F|| does not decay."""
+    """MSGBiO with eta_t held at 0.3 stalls at a noise floor: with 32 seeds (t_31 = 5.8 at
+    1e-6) the lower bound of the per-seed slope lies above -1/4 (measured: about 60 s)."""
     claim = _claim(momentum_pl, "msgbio/sample-complexity")
-    runs = [dict(p, constant_step=True, iterations=2000) for p in claim.runs("quick")[:3]]
+    runs = [
+        {**claim.runs("quick")[0], "seed": seed, "constant_step": True, "iterations": 2000}
+        for seed in range(32)
+    ]
     verdict = _verdict(claim, runs)
-    assert not verdict.holds and "does not decay" in verdict.measured
+    assert not verdict.holds and "samples grow faster than eps^-4" in verdict.measured
 
 
 @pytest.mark.slow

@@ -4,6 +4,8 @@ above it (|1 - alpha L| crosses 1)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,7 @@ from bilevel.solvers import (
     estimate_inner_smoothness,
 )
 from bilevel.solvers.problems import QuadraticProblem
+from bilevel.solvers.stability import ProvenRangeWarning
 
 
 def _problem(seed: int = 0) -> tuple[QuadraticBilevel, QuadraticProblem]:
@@ -109,11 +112,26 @@ def test_algorithms_refuse_steps_beyond_the_bound_at_construction(name: str) -> 
     constants = problem.smoothness()
     build = _builders(problem, constants)[name]
     L_g, L_phi = constants.inner, constants.outer
-    build(1.99 / L_g, 1.98 / L_phi)
+    with pytest.warns(ProvenRangeWarning, match="inner_lr = .* above 1/L"):
+        build(1.99 / L_g, 1.98 / L_phi)
     with pytest.raises(ValueError, match=r"inner_lr = .* stability range"):
         build(2.02 / L_g, 1.0 / L_phi)
     with pytest.raises(ValueError, match="outer_lr"):
         build(1.0 / L_g, 2.02 / L_phi)
+
+
+@pytest.mark.parametrize("name", ["aid", "itd", "stocbio", "accbio", "fsla"])
+def test_steps_inside_the_proven_range_build_without_a_warning(name: str) -> None:
+    """At 1/L (the theorems' largest step) nothing is said; just above it, a warning names the
+    step, before any oracle call (the builders make none)."""
+    _, problem = _problem()
+    constants = problem.smoothness()
+    build = _builders(problem, constants)[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(1.0 / constants.inner, 1.0 / constants.outer)
+    with pytest.warns(ProvenRangeWarning, match="inner_lr"):
+        build(1.2 / constants.inner, 1.0 / constants.outer)
 
 
 def test_neumann_step_is_checked_separately_from_the_inner_step() -> None:
