@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: verify test test-slow lint bench bench-peers figures clean
+.PHONY: verify test test-slow lint bench bench-peers figures stress kill-resume clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/peers.py --out benchmarks/results-peers-cpu-float64.md
 	$(BIN)/python benchmarks/peers.py --dtype float32 --out benchmarks/results-peers-cpu-float32.md
+
+stress: $(STAMP)
+	$(BIN)/python -m bilevel.proofs_checks.stress --seeds 20 --out stress
 
 clean:
 	rm -rf $(VENV) build *.egg-info report results

@@ -9,12 +9,15 @@ these settings; the tests check that two runs give the same bytes.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
 from matplotlib.figure import Figure
+
+from bilevel.proofs_checks.report import atomic_write
 
 # Figures are built as ``Figure`` objects (no pyplot state) and saved through Agg-based
 # canvases; fontTools warns about the font's own head-table timestamps while subsetting for
@@ -131,7 +134,8 @@ def legend(ax, **kwargs) -> None:
 
 
 def save(fig: Figure, stem: Path, formats: Iterable[str] = ("png",)) -> list[Path]:
-    """Write ``stem.<fmt>`` for each format, deterministically; returns the paths."""
+    """Write ``stem.<fmt>`` for each format, deterministically and atomically; returns the
+    paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
@@ -139,7 +143,9 @@ def save(fig: Figure, stem: Path, formats: Iterable[str] = ("png",)) -> list[Pat
         if fmt not in METADATA:
             raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         path = stem.with_suffix(f".{fmt}")
+        buffer = io.BytesIO()
         with matplotlib.rc_context(RC):
-            fig.savefig(path, format=fmt, metadata=METADATA[fmt])
+            fig.savefig(buffer, format=fmt, metadata=METADATA[fmt])
+        atomic_write(path, buffer.getvalue())  # never a torn file, even under SIGKILL
         written.append(path)
     return written

@@ -87,6 +87,13 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+DETERMINISM_NOTE = (
+    "Determinism: with the same seeds every run is bit-identical on the CPU, across processes "
+    "(tests/test_determinism.py). On CUDA, reductions that use atomic additions (index_add, "
+    "some matrix products) may change the last bits between runs, so CUDA measurements can "
+    "differ from the CPU's and from each other at rounding level; no verdict depends on that."
+)
+
 COLUMNS = (
     "claim",
     "source",
@@ -137,6 +144,7 @@ def format_markdown(results: Sequence[ClaimResult], grid: str = "quick") -> str:
         f"# bilevel verification report ({grid} grid)\n\n"
         + "\n".join(lines)
         + f"\n\n{passed} of {len(results)} claims passed. {false_alarm_line(results)}\n"
+        + f"\n{DETERMINISM_NOTE}\n"
     )
 
 
@@ -162,13 +170,16 @@ def false_alarm_line(results: Sequence[ClaimResult]) -> str:
     )
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (no torn files)."""
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the
+    same folder, flushed to disk, then renamed over ``path``: a reader (or a process resuming
+    after SIGKILL) sees the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())  # the content is on disk before the name points at it
         os.replace(tmp, path)
