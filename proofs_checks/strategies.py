@@ -13,7 +13,13 @@ Every draw is a deterministic function of drawn integers, so hypothesis can shri
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # an optional dependency: only users' property-based tests need it
+    raise ImportError(
+        "bilevel.proofs_checks.strategies needs hypothesis: pip install 'bilevel[test]'"
+    ) from exc
 
 from bilevel.analysis import PLLeastSquaresGame, QuadraticBilevel
 from bilevel.analysis.quadratic import spd_with_condition_number

@@ -28,6 +28,7 @@ import math
 import numpy as np
 import sympy as sp
 import torch
+from scipy.stats import norm
 
 from bilevel.analysis.meta_learning import ufom_divergence_toy, ufom_optimal_q
 from bilevel.solvers.oracles import OracleCounts
@@ -37,6 +38,7 @@ from bilevel.solvers.ufom import UFOMSGD, ufom_estimate
 from ..comparators import assert_expectation_exact, assert_unbiased
 from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import meta_quadratic_instance, meta_quadratic_losses
+from ..statistics import spend
 
 SOURCE = "Likhosherstov, Song, Choromanski, Davis & Weller, ICML 2021; spec 4.2, 7.9"
 TASKS = {"seed": 0, "tasks": 4, "dim": 3, "steps": 5, "alpha": 0.1}
@@ -255,6 +257,9 @@ def judge_q_sweep(_: list[Params], ms: list[Measurement]) -> Verdict:
         t_test, se_test = times[m["q_test"]]
         t_best, se_best = times[best]
         z = 5.33
+        # one-sided z-test of T(q_test) <= T(q) against each grid point that could be the best:
+        # a union bound over the grid gives the claim's false-alarm probability
+        spend(len(times) * float(norm.sf(z)))
         margin = z * math.hypot(se_test, se_best)
         check(
             t_test - t_best <= margin,

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.nn.functional import cross_entropy
 
+from .logistic import sklearn_datasets
+
 
 @dataclass(frozen=True)
 class HyperCleaningProblem:
@@ -77,7 +79,7 @@ def load_hyper_cleaning(
     """Digits with round(corruption x n_train) training labels replaced (needs scikit-learn)."""
     if not 0 <= corruption < 1:
         raise ValueError(f"corruption must lie in [0, 1), got {corruption}")
-    from sklearn.datasets import load_digits
+    load_digits = sklearn_datasets().load_digits
 
     data = load_digits()
     rng = np.random.default_rng(seed)

@@ -56,6 +56,18 @@ class LogisticHyperparameterProblem:
         return lambda generator: torch.randint(0, n, (batch_size,), generator=generator)
 
 
+def sklearn_datasets():
+    """``sklearn.datasets`` (the bundled data sets), or an ``ImportError`` naming the extra."""
+    try:
+        from sklearn import datasets
+    except ImportError as exc:
+        raise ImportError(
+            "the bundled data sets (breast cancer, digits) need scikit-learn: "
+            "pip install 'bilevel[data]'"
+        ) from exc
+    return datasets
+
+
 def load_logistic_problem(
     dataset: str = "breast_cancer",
     *,
@@ -70,8 +82,7 @@ def load_logistic_problem(
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
     if not (0 < fractions[0] and 0 < fractions[1] and sum(fractions) < 1):
         raise ValueError(f"fractions must be positive with sum < 1, got {fractions}")
-    from sklearn import datasets
-
+    datasets = sklearn_datasets()
     if dataset == "breast_cancer":
         data = datasets.load_breast_cancer()
         features, labels = data.data, 2.0 * data.target - 1.0
