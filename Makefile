@@ -39,5 +39,8 @@ bench-peers: $(STAMP)
 stress: $(STAMP)
 	$(BIN)/python -m bilevel.proofs_checks.stress --seeds 20 --out stress
 
+kill-resume: $(STAMP)
+	$(BIN)/python scripts/kill_resume.py --trials 10
+
 clean:
 	rm -rf $(VENV) build *.egg-info report results

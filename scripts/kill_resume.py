@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 VERIFY_ONLY = "ji2021/*"  # 9 claims, about 20 runs: long enough to be killed mid-way
-FIGURE = "bda-counterexample"
+FIGURE = "complexity-exponents"  # 4 claims, 23 runs
 
 
 def _command(kind: str, out: Path) -> list[str]:
@@ -57,7 +57,9 @@ def _run(kind: str, out: Path, ledger: Path | None) -> float:
     if ledger is not None:
         env["BILEVEL_RUN_LEDGER"] = str(ledger)
     start = time.monotonic()
-    subprocess.run(_command(kind, out), env=env, check=True, capture_output=True)
+    done = subprocess.run(_command(kind, out), env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr}")
     return time.monotonic() - start
 
 
@@ -70,6 +72,7 @@ def _result(kind: str, out: Path) -> object:
 
 def trial(kind: str, work: Path, delay: float, reference: object) -> dict[str, object]:
     out, ledger = work / "out", work / "ledger"
+    work.mkdir(parents=True)
     env = {**os.environ, "BILEVEL_RUN_LEDGER": str(ledger)}
     proc = subprocess.Popen(
         _command(kind, out),
