@@ -568,18 +568,23 @@ def in_convention(entry: Entry, convention: str) -> sp.Expr:
     return convert_convention(entry.expression, entry.convention, convention)
 
 
-def _latex_escape(text: str) -> str:
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("_", r"\_"),
-        ("#", r"\#"),
-        ("$", r"\$"),
-        ("^", r"\^{}"),
-    ):
-        text = text.replace(char, escaped)
-    return text
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+    "^": r"\^{}",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (one pass: no escape is re-escaped)."""
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
 
 
 def latex_table(entries: tuple[Entry, ...] = REGISTRY) -> str:
@@ -591,10 +596,10 @@ def latex_table(entries: tuple[Entry, ...] = REGISTRY) -> str:
         r"\midrule",
     ]
     for e in entries:
-        source = rf"\cite{{{e.cite_key}}}, {_latex_escape(e.where)}"
+        source = rf"\cite{{{e.cite_key}}}, {latex_escape(e.where)}"
         lines.append(
-            rf"{_latex_escape(e.id)} & ${sp.latex(e.expression)}$ & {e.convention or '--'} & "
-            rf"[{e.evidence}] & {source} & {_latex_escape(e.statement)} \\"
+            rf"{latex_escape(e.id)} & ${sp.latex(e.expression)}$ & {e.convention or '--'} & "
+            rf"[{e.evidence}] & {source} & {latex_escape(e.statement)} \\"
         )
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

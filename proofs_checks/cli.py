@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--latex", action="store_true", help="a booktabs LaTeX table")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
     claims.add_argument("--only", default="*", help="glob on entry ids (default: all)")
+    claims.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="a report.json of bilevel verify: its verified claims instead of the registry",
+    )
     from bilevel.figures.cli import add_parser  # the figures package sits above this one
 
     add_parser(sub)
@@ -74,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 def _claims(args: argparse.Namespace) -> int:
     from bilevel.analysis import theorems
 
+    if args.report is not None:
+        return _verified_claims(args)
     entries = tuple(e for e in theorems.REGISTRY if fnmatch.fnmatch(e.id, args.only))
     if not entries:
         print(f"bilevel claims: no entry matches --only {args.only!r}", file=sys.stderr)
@@ -89,6 +97,35 @@ def _claims(args: argparse.Namespace) -> int:
                 f"{e.id}  [{e.evidence}]  {e.expression}{convention}  -- {e.statement}; "
                 f"{e.paper}, {e.where}"
             )
+    return 0
+
+
+def _verified_claims(args: argparse.Namespace) -> int:
+    """``bilevel claims --report report/report.json [--latex | --markdown]``."""
+    import json
+
+    from .report import SCHEMA_ID, format_markdown, latex_claims_table
+    from .runner import ClaimResult
+
+    payload = json.loads(args.report.read_text(encoding="utf-8"))
+    if payload.get("schema") != SCHEMA_ID:
+        raise ValueError(
+            f"{args.report} is not a {SCHEMA_ID} report (schema {payload.get('schema')!r}); "
+            "run bilevel verify again"
+        )
+    rows = [row for row in payload["claims"] if fnmatch.fnmatch(row["id"], args.only)]
+    if not rows:
+        print(f"bilevel claims: no claim matches --only {args.only!r}", file=sys.stderr)
+        return 2
+    selected = {**payload, "claims": rows}
+    if args.latex:
+        print(latex_claims_table(selected), end="")
+    elif args.markdown:
+        print(format_markdown([ClaimResult(**row) for row in rows], payload["grid"]), end="")
+    else:
+        for row in rows:
+            verdict = "PASS" if row["passed"] else "FAIL"
+            print(f"{row['id']}  {verdict}  {row['measured']}")
     return 0
 
 

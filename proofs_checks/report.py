@@ -188,6 +188,34 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         raise
 
 
+def latex_claims_table(payload: dict[str, Any]) -> str:
+    """The verified claims of a ``report.json`` payload as a booktabs table for a paper: claim,
+    source, prediction, measurement (with its interval) and verdict; the grid and the suite's
+    false-alarm bound in a closing comment line."""
+    from bilevel.analysis.theorems import latex_escape
+
+    lines = [
+        r"\begin{tabular}{lllll}",
+        r"\toprule",
+        r"claim & source & predicted & measured & verdict \\",
+        r"\midrule",
+    ]
+    for row in payload["claims"]:
+        measured = row["measured"] + (f" ({row['interval']})" if row["interval"] else "")
+        verdict = ("holds" if row["holds"] else "refuted") + (
+            "" if row["passed"] else " (unexpected)"
+        )
+        cells = (row["id"], row["source"], row["predicted"], measured, verdict)
+        lines.append(" & ".join(latex_escape(cell) for cell in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    alarm = payload["false_alarm"]
+    lines.append(
+        f"% {payload['grid']} grid; {alarm['tests']} statistical tests, false-alarm "
+        f"probability <= {alarm['sum']:.2g}"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def report_payload(results: Sequence[ClaimResult], grid: str) -> dict[str, Any]:
     summary = false_alarm_summary(results)
     return {

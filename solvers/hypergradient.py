@@ -108,7 +108,8 @@ def hypergradient(
     Args:
         outer: f(x, y) -> scalar tensor.
         inner: g(x, y) -> scalar tensor.
-        x, y: tensors, tuples/lists or dicts of tensors (one dtype and device each).
+        x: a tensor, a tuple/list or a dict of tensors (one dtype and device).
+        y: the inner point, the same kinds as ``x`` (the same dtype and device).
         method: one of ``METHODS`` (see the module docstring for each one's options).
         counts: an ``OracleCounts`` that the call's oracle calls are added to.
 

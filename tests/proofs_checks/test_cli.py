@@ -137,3 +137,19 @@ def test_every_claim_cites_existing_registry_entries() -> None:
     assert len(cited) >= 6
     for claim in cited:
         assert all("[" in part for part in claim.evidence().split("; ")), claim.id
+
+
+def test_claims_report_exports_the_verified_claims_as_latex(tmp_path, capsys) -> None:
+    """``bilevel claims --report R --latex``: one escaped booktabs row per verified claim."""
+    assert cli.main(["verify", "--only", "bda/*", "--out", str(tmp_path), "--workers", "0",
+                     "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["claims", "--report", str(tmp_path / "report.json"), "--latex"]) == 0
+    latex = capsys.readouterr().out
+    rows = [line for line in latex.splitlines() if line.endswith(r"\\")][1:]  # after the header
+    assert latex.startswith(r"\begin{tabular}") and len(rows) == 3
+    assert all(r"\_" in row or "_" not in row for row in rows) and "& holds" in rows[0]
+    stale = tmp_path / "old.json"
+    stale.write_text('{"schema": "bilevel-report/2", "claims": []}')
+    assert cli.main(["claims", "--report", str(stale)]) == 2
+    assert "run bilevel verify again" in capsys.readouterr().err
