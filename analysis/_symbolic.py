@@ -81,13 +81,20 @@ def check_symmetric(mat: sp.Matrix, name: str) -> None:
 def check_positive_definite(mat: sp.Matrix, name: str) -> None:
     """Raise ``ValueError`` when ``mat`` is (provably) not positive definite.
 
-    Numeric matrices are decided exactly (sympy's Cholesky over the rationals); symbolic ones
-    are rejected only when sympy can prove they are not positive definite, otherwise positive
+    Numeric matrices: float64 eigenvalues decide when the smallest lies farther from 0 than
+    their error bound (a symmetric eigensolver is backward stable: |lambda_computed - lambda| <=
+    c d u ||A||_2, taken here with c = 10); in between, sympy decides exactly (Gaussian
+    elimination over the rationals, whose cost grows fast with the size). Symbolic matrices are
+    rejected only when sympy can prove they are not positive definite, otherwise positive
     definiteness is an assumption of the instance.
     """
     if is_numeric(mat):
-        eigs = np.linalg.eigvalsh(to_float_array(mat))
-        if not mat.is_positive_definite:
+        floats = to_float_array(mat)
+        eigs = np.linalg.eigvalsh(floats)
+        margin = 10 * floats.shape[0] * np.finfo(np.float64).eps * max(abs(eigs).max(), 1e-300)
+        if eigs.min() > margin:
+            return
+        if eigs.min() < -margin or not mat.is_positive_definite:
             raise ValueError(
                 f"{name} must be positive definite; its smallest eigenvalue is {eigs.min():.6g}"
             )
