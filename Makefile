@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: verify test test-slow lint bench bench-peers figures stress kill-resume clean
+.PHONY: verify test test-slow lint bench bench-peers figures stress kill-resume examples docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
 	touch $(STAMP)
 
 verify: $(STAMP)
@@ -42,5 +42,13 @@ stress: $(STAMP)
 kill-resume: $(STAMP)
 	$(BIN)/python scripts/kill_resume.py --trials 10
 
+examples: $(STAMP)
+	$(BIN)/python -m pytest -q examples/01_unbiasedness_in_pytest
+	$(BIN)/python examples/02_verify_a_rate/run.py
+	$(BIN)/python examples/03_paper_figure/make_figure.py
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info report results
+	rm -rf $(VENV) build *.egg-info report results site .docs-src stress

@@ -99,6 +99,12 @@ METADATA = {
 FORMATS = tuple(METADATA)
 
 
+def paper_style():
+    """``with paper_style():`` draw a figure of your own in the shared style (every text size,
+    line width and font of ``RC``; the built-in figures are drawn inside it by ``render``)."""
+    return matplotlib.rc_context(RC)
+
+
 def style(method: str) -> dict:
     """``color`` and ``marker`` keyword arguments of ``method`` (KeyError for an unknown one)."""
     colour, marker = METHODS[method]
