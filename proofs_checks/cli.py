@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with _executor(args) as executor:
                 return run(args, executor)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, ArithmeticError) as exc:
         print(f"bilevel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 2

@@ -432,3 +432,27 @@ def test_cg_with_device_scalars_matches_host_scalars_and_names_the_bad_step() ->
     )
     with pytest.raises(ValueError, match=r"non-positive curvature .* at CG step 0"):
         ls._cg_device_scalars(indefinite, A[2] / 3, 5, None, 1e-14)
+
+
+def test_float32_cg_stops_at_its_residual_floor_instead_of_dividing_zero_by_zero() -> None:
+    """500 CG steps asked on d_y = 5 in float32: CG converges in about d_y steps, then the
+    residual sits at the float32 floor; the default tol (eps of the dtype) stops it there, so
+    fewer than 500 HVPs are spent, the result is finite, and it matches the exact value to
+    the float32 CG envelope 100 kappa^2 u32 (module docstring of linear_solvers) against
+    the float64 dense solve at the same (x, y)."""
+    inst, _, _, x, y = _setup(6, 10.0)
+    outer, inner = quadratic_objectives(inst, dtype=torch.float32)
+    counts = OracleCounts()
+    out = hypergradient(
+        outer,
+        inner,
+        torch.as_tensor(x, dtype=torch.float32),
+        torch.as_tensor(y, dtype=torch.float32),
+        method="cg",
+        steps=500,
+        counts=counts,
+    )
+    assert bool(torch.isfinite(out).all()) and counts.hvp < 500
+    exact = _run(*quadratic_objectives(inst), x, y, method="exact")  # float64, at the same y
+    u32 = float(np.finfo(np.float32).eps) / 2
+    assert _close(out.double().numpy(), exact, 1.0, 100 * 10.0**2 * u32)
