@@ -50,6 +50,18 @@ def _as_vector(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64).reshape(-1)
 
 
+def _finite_draws(draws: np.ndarray) -> np.ndarray:
+    """``draws`` (n x d), or a ``ValueError`` naming the first sample that is NaN or inf (the
+    z-test's mean and variance would be NaN and its verdict meaningless)."""
+    bad = np.nonzero(~np.isfinite(draws).all(axis=1))[0]
+    if bad.size:
+        raise ValueError(
+            f"sample returned NaN or inf at draw {int(bad[0])} (of {len(draws)}): the estimator "
+            "diverged or its input is not finite"
+        )
+    return draws
+
+
 class InconclusiveError(AssertionError):
     """A sequential test used all its looks without deciding (raise the budget or the bias)."""
 
@@ -95,10 +107,17 @@ def assert_expectation_exact(
     it must be covered by ``tol``, and the caller states why (a bound on the tail).
     """
     target_v = _as_vector(target)
+    if not tol >= 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol}")
     total_p, mean = 0.0, np.zeros_like(target_v)
-    for prob, value in outcomes:
+    for index, (prob, value) in enumerate(outcomes):
+        value_v = _as_vector(value)
+        if value_v.shape != target_v.shape:
+            raise ValueError(
+                f"outcome {index} has {value_v.size} coordinates, the target {target_v.size}"
+            )
         total_p += prob
-        mean = mean + prob * _as_vector(value)
+        mean = mean + prob * value_v
     if abs(total_p + neglected_mass - 1.0) > 1e-9:
         raise ValueError(
             f"probabilities sum to {total_p} with neglected mass {neglected_mass}, not 1"
@@ -152,7 +171,7 @@ def assert_unbiased(
             max_samples=max_samples,
         )
     target_v = _as_vector(target)
-    draws = np.stack([_as_vector(sample(generator)) for _ in range(pilot)])
+    draws = _finite_draws(np.stack([_as_vector(sample(generator)) for _ in range(pilot)]))
     if draws.shape[1] != target_v.size:
         raise ValueError(f"sample has {draws.shape[1]} coordinates, target has {target_v.size}")
     sigma = float(draws.std(axis=0, ddof=1).max())
@@ -162,7 +181,7 @@ def assert_unbiased(
             f"power analysis needs n = {n} samples (sigma = {sigma:.3g}, bias {detectable_bias}),"
             f" above max_samples = {max_samples}"
         )
-    samples = np.stack([_as_vector(sample(generator)) for _ in range(n)])
+    samples = _finite_draws(np.stack([_as_vector(sample(generator)) for _ in range(n)]))
     measured, rejected = _z_test_result(samples, target_v, alpha, alpha)
     if rejected:
         raise AssertionError(
@@ -211,7 +230,7 @@ def assert_unbiased_sequential(
     for j in range(looks):
         while len(draws) < first_look * 2**j:
             draws.append(_as_vector(sample(generator)))
-        samples = np.stack(draws)
+        samples = _finite_draws(np.stack(draws))
         if samples.shape[1] != target_v.size:
             raise ValueError(f"sample has {samples.shape[1]} coordinates, target {target_v.size}")
         measured, rejected = _z_test_result(samples, target_v, level, alpha, record=False)

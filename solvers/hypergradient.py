@@ -42,6 +42,7 @@ from ._flat import (
     flat_objective,
     flatten,
 )
+from ._outer import check_objectives
 from .itd import checkpoint_interval, itd_hypergradient_and_iterate
 from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from .stocbio import stocbio_hypergradient
@@ -128,6 +129,7 @@ def hypergradient(
         tensor([0., 0.], dtype=torch.float64)
     """
     opts = _resolve_options(method, options)
+    check_objectives(outer, inner, 3 if method == "stocbio" else 2, "hypergradient")
     x_flat, x_spec = flatten(x, "x")
     y_flat, y_spec = flatten(y, "y")
     if x_flat.dtype != y_flat.dtype or x_flat.device != y_flat.device:

@@ -33,7 +33,7 @@ import torch
 
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
-from .oracles import OracleCounts
+from .oracles import OracleCounts, scalar
 from .stability import Smoothness
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -146,7 +146,7 @@ def _gradients(fn: Objective, x, y, counts: OracleCounts, which: str) -> tuple:
     """(grad_x, grad_y) of fn at (x, y): one gradient oracle call of f or g."""
     with torch.enable_grad():
         xl, yl = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
-        gx, gy = torch.autograd.grad(fn(xl, yl), (xl, yl), allow_unused=True)
+        gx, gy = torch.autograd.grad(scalar(fn(xl, yl), which), (xl, yl), allow_unused=True)
     if which == "outer":
         counts.grad_outer += 1
     else:
