@@ -130,7 +130,9 @@ def _verified_claims(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+def executor_for(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """The executor named by ``args`` (``executor``, ``address``, ``workers``): a Dask client's,
+    a spawned process pool whose workers share the CPUs' torch threads, or None (in process)."""
     if args.executor == "dask":
         if not args.address:
             raise ValueError("--executor dask needs --address HOST:PORT of a Dask scheduler")
@@ -181,7 +183,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"bilevel verify: no claim matches --only {args.only!r}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    with _executor(args) as executor:
+    with executor_for(args) as executor:
         results = run_claims(
             selected,
             args.out,
@@ -213,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "figures":
             from bilevel.figures.cli import run
 
-            with _executor(args) as executor:
+            with executor_for(args) as executor:
                 return run(args, executor)
     except (ValueError, TypeError, OSError, ImportError, ArithmeticError) as exc:
         print(f"bilevel {args.command}: error: {exc}", file=sys.stderr)

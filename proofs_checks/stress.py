@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .cli import _executor
+from .cli import executor_for
 from .engine import Claim, Params
 from .report import atomic_write
 from .runner import ClaimResult, load_claims, run_claims
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for claim_id, reseed in stressed.items()
         for k in range(args.seeds)
     ]
-    with _executor(args) as executor:
+    with executor_for(args) as executor:
         rows = run_claims(claims, args.out, executor=executor, progress=not args.no_progress)
     by_claim: dict[str, list[ClaimResult]] = {}
     for row in rows:
