@@ -29,6 +29,7 @@ figures: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergradient.py --out benchmarks/results-cpu-float64.md
+	$(BIN)/python benchmarks/hypergradient.py --dtype float32 --out benchmarks/results-cpu-float32.md
 	$(BIN)/python benchmarks/hvp.py --compile --out benchmarks/results-hvp-cpu-float64.md
 
 bench-peers: $(STAMP)
