@@ -17,6 +17,8 @@ from bilevel.proofs_checks.instances import quadratic_objectives
 from bilevel.solvers import OracleCounts, hypergradient
 from bilevel.solvers.itd import checkpoint_interval
 
+from ._proc import proc_status_kib
+
 U64 = float(np.finfo(np.float64).eps)
 
 
@@ -84,15 +86,11 @@ def _peak_rss_rise_mib(checkpoint: object, steps: int, dim: int) -> float:
     small = dict(method="itd", steps=3, lr=0.4, checkpoint=checkpoint)
     hypergradient(outer, inner, x, y[:8], **small)  # load the code paths first
 
-    def field(name: str) -> int:
-        with open("/proc/self/status", encoding="ascii") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith(name + ":"))
-
-    before = field("VmRSS")
+    before = proc_status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
         clear.write("5")
     hypergradient(outer, inner, x, y, method="itd", steps=steps, lr=0.4, checkpoint=checkpoint)
-    return (field("VmHWM") - before) / 1024
+    return (proc_status_kib("VmHWM") - before) / 1024
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="peak RSS read from /proc (Linux only)")

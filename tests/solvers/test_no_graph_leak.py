@@ -19,6 +19,8 @@ from bilevel.solvers.problems import QuadraticProblem
 from bilevel.solvers.ufom import UFOMSGD
 from bilevel.solvers.vr_msgbio import VRMSGBiO
 
+from ._proc import proc_status_kib
+
 
 def _builders():
     inst = convex_phi_instance(3, 5, 10.0, 0)
@@ -57,14 +59,6 @@ def _live_tensors() -> int:
     return sum(1 for obj in gc.get_objects() if issubclass(type(obj), torch.Tensor))
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 @pytest.mark.parametrize("name", list(_builders()))
 def test_memory_is_flat_over_1000_iterations(name: str) -> None:
     algo = _builders()[name]()
@@ -72,12 +66,12 @@ def test_memory_is_flat_over_1000_iterations(name: str) -> None:
     state = algo.init(x0, y0)
     for _ in range(10):
         state = algo.step(state)
-    tensors, rss = _live_tensors(), _rss_kib()
+    tensors, rss = _live_tensors(), proc_status_kib("VmRSS")
     for _ in range(990):
         state = algo.step(state)
     assert state.iteration == 1000
     assert _live_tensors() <= tensors
-    assert _rss_kib() <= 1.05 * rss
+    assert proc_status_kib("VmRSS") <= 1.05 * rss
 
 
 def test_a_planted_leak_is_caught() -> None:
