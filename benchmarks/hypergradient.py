@@ -117,9 +117,11 @@ def peak_rss_mib(fn: Callable[[], object]) -> float:
 def _cpu_peak_child(spec: tuple, dtype_name: str, options: dict) -> float:
     torch.set_num_threads(1)
     dtype = getattr(torch, dtype_name)
-    # the same method once on a tiny problem first: loads the code paths (autograd's double
-    # backward costs ~35 MiB of one-off pages) while leaving the allocator almost empty
-    warm_outer, warm_inner, wx, wy, warm_lr = build_problem(("quadratic", 2), "cpu", dtype)
+    # the same method once on a tiny problem of the same kind first: loads the code paths
+    # (autograd's double backward alone costs ~35 MiB of one-off pages, each kernel more) while
+    # leaving the allocator almost empty
+    tiny = ("quadratic", 2) if spec[0] == "quadratic" else ("logistic", 50, 5)
+    warm_outer, warm_inner, wx, wy, warm_lr = build_problem(tiny, "cpu", dtype)
     hypergradient(warm_outer, warm_inner, wx, wy, **_with_lr(options, warm_lr))
     outer, inner, x, y, lr = build_problem(spec, "cpu", dtype)
     kw = _with_lr(options, lr)
@@ -142,7 +144,7 @@ def _fill_cpu_peak(line: str, problems: dict[str, tuple], dtype_name: str) -> st
     options = dict(METHODS)[label]
     return (
         line.removesuffix("| nan |")
-        + f"| {cpu_peak_mib(problems[name], dtype_name, options):.1f} |"
+        + f"| {cpu_peak_mib(problems[name], dtype_name, options):.2f} |"
     )
 
 
@@ -167,6 +169,13 @@ def autograd_gradient(fn, x, y, wrt: str):
     )
 
 
+def input_mib(outer, inner, x, y) -> float:
+    """MiB of the tensors a call reads: x, y and those the objectives close over (the data)."""
+    cells = [*(outer.__closure__ or ()), *(inner.__closure__ or ())]
+    tensors = {id(t): t for t in (x, y, *(c.cell_contents for c in cells)) if torch.is_tensor(t)}
+    return sum(t.untyped_storage().nbytes() for t in tensors.values()) / 2**20
+
+
 def oracle_unit_times(outer, inner, x, y, repeats: int, device: str) -> dict[str, float]:
     oracle = SecondOrderOracle(inner, x, y, OracleCounts())
     v = torch.ones_like(y)
@@ -181,21 +190,24 @@ def oracle_unit_times(outer, inner, x, y, repeats: int, device: str) -> dict[str
     }
 
 
+ITD_STEPS = (10, 50, 200)
+ITD_CHECKPOINTS = {
+    "": {},
+    " ckpt": {"checkpoint": True},
+    " ckpt auto": {"checkpoint": "auto"},
+    " ckpt sqrt": {"checkpoint": "sqrt"},
+}
 METHODS = [
     ("exact", {}),
     ("cg K=10", {"method": "cg", "steps": 10, "tol": 0.0}),
     ("cg K=50", {"method": "cg", "steps": 50, "tol": 0.0}),
     ("neumann Q=10", {"method": "neumann", "steps": 10}),
     ("neumann Q=50", {"method": "neumann", "steps": 50}),
-    ("itd T=10", {"method": "itd", "steps": 10}),
-    ("itd T=10 ckpt", {"method": "itd", "steps": 10, "checkpoint": True}),
-    ("itd T=10 ckpt sqrt", {"method": "itd", "steps": 10, "checkpoint": "sqrt"}),
-    ("itd T=50", {"method": "itd", "steps": 50}),
-    ("itd T=50 ckpt", {"method": "itd", "steps": 50, "checkpoint": True}),
-    ("itd T=50 ckpt sqrt", {"method": "itd", "steps": 50, "checkpoint": "sqrt"}),
-    ("itd T=200", {"method": "itd", "steps": 200}),
-    ("itd T=200 ckpt", {"method": "itd", "steps": 200, "checkpoint": True}),
-    ("itd T=200 ckpt sqrt", {"method": "itd", "steps": 200, "checkpoint": "sqrt"}),
+    *(
+        (f"itd T={steps}{suffix}", {"method": "itd", "steps": steps, **option})
+        for steps in ITD_STEPS
+        for suffix, option in ITD_CHECKPOINTS.items()
+    ),
 ]
 
 
@@ -248,9 +260,51 @@ def bench_problem(name: str, spec: tuple, args: argparse.Namespace) -> list[str]
         f"| {name} | (units) | grad_g {units['grad_g'] * 1e3:.3f} ms, grad_f "
         f"{units['grad_f'] * 1e3:.3f} ms, HVP {units['hvp'] * 1e3:.3f} ms, mixed "
         f"{units['mixed'] * 1e3:.3f} ms, linearise "
-        f"{units['linearise'] * 1e3:.3f} ms | | | | | |"
+        f"{units['linearise'] * 1e3:.3f} ms; inputs {input_mib(outer, inner, x, y):.1f} MiB "
+        "| | | | | |"
     )
     return [unit_row, *rows]
+
+
+def checkpoint_summary(lines: list[str]) -> list[str]:
+    """Per problem and ITD variant: extra peak memory at the smallest and largest T, their
+    ratio alone and with the inputs counted, and time against plain ITD at the largest T."""
+    rows: dict[tuple[str, str], tuple[float, float]] = {}
+    inputs: dict[str, float] = {}
+    for line in lines:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) < 8:
+            continue
+        if cells[1] == "(units)" and "inputs " in cells[2]:
+            inputs[cells[0]] = float(cells[2].split("inputs ")[1].split()[0])
+        elif cells[1].startswith("itd T="):
+            rows[cells[0], cells[1]] = float(cells[2]), float(cells[7])
+    first, last = ITD_STEPS[0], ITD_STEPS[-1]
+    out = [
+        "",
+        f"ITD memory from T = {first} to T = {last} (extra: above the memory before the call; "
+        "with inputs: plus the data, x and y the call reads)",
+        "",
+        f"| problem | variant | extra MiB T={first} | extra MiB T={last} | extra ratio | "
+        f"ratio with inputs | time / plain ITD at T={last} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in inputs:
+        plain_ms = rows.get((name, f"itd T={last}"), (float("nan"),))[0]
+        for suffix in ITD_CHECKPOINTS:
+            small, large = (
+                rows.get((name, f"itd T={first}{suffix}")),
+                rows.get((name, f"itd T={last}{suffix}")),
+            )
+            if small is None or large is None:
+                continue
+            base = inputs[name]
+            out.append(
+                f"| {name} | {suffix.strip() or 'plain'} | {small[1]:.1f} | {large[1]:.1f} | "
+                f"{large[1] / max(small[1], 0.01):.2f} | "
+                f"{(large[1] + base) / (small[1] + base):.2f} | {large[0] / plain_ms:.2f} |"
+            )
+    return out
 
 
 def main() -> None:
@@ -279,6 +333,7 @@ def main() -> None:
         lines += bench_problem(name, spec, args)
     if args.device == "cpu":  # peak memory after the timings, so no process runs beside them
         lines = [_fill_cpu_peak(line, dict(problems), args.dtype) for line in lines]
+    lines += checkpoint_summary(lines)
     text = "\n".join(lines)
     print(text)
     if args.out:

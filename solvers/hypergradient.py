@@ -15,8 +15,8 @@ and differs only in how v is obtained:
   for the ``"exact"`` value; refuses configurations with infinite variance.
 - ``"fo"``: v = 0, the first-order estimate grad_x f(x, y).
 - ``"itd"`` (``steps=T``, ``lr=alpha``, ``checkpoint=False``): reverse mode through T steps of GD
-  on g from ``y`` (held constant in x): d/dx f(x, y_T(x)); ``checkpoint`` = True, an int k or
-  ``"sqrt"`` trades inner gradients for memory (``bilevel.solvers.itd``).
+  on g from ``y`` (held constant in x): d/dx f(x, y_T(x)); ``checkpoint`` = True, an int k,
+  ``"auto"`` or ``"sqrt"`` trades inner gradients for memory (``bilevel.solvers.itd``).
 - ``"stocbio"`` (``steps=Q``, ``lr=eta``, ``sampler``, ``generator``, ``variant="paper"`` or
   ``"reference_code"`` or ``"bsa"``): stochastic oracles ``outer(x, y, batch)``, ``inner(x, y, batch)``;
   the paper's Q+1-term Neumann sum with a fresh batch per HVP, the official code's

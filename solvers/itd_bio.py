@@ -4,7 +4,8 @@ For k = 0, 1, ...: from y^0 (warm start: the previous y^D, held constant in x),
 y^t = y^{t-1} - alpha grad_y g(x_k, y^{t-1}), t = 1..D, then
 
 - ITD-BiO: ghat_k = d f(x_k, y^D(x_k)) / d x_k by reverse mode through the D steps
-  (``bilevel.solvers.itd``; ``checkpoint=True`` keeps only the iterates);
+  (``bilevel.solvers.itd``; ``checkpoint`` = True, k, ``"auto"`` or ``"sqrt"`` trades inner
+  gradients for memory);
 - FO-ITD-BiO (``first_order=True``): ghat_k = grad_x f(x_k, y^D), the inner Jacobian dropped; its
   bias -B^T A^-1 g* on quadratics does not vanish as D grows (registry ``fo-itd/bias``),
 

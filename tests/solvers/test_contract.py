@@ -381,7 +381,8 @@ def _peak_saved_bytes(fn) -> int:
 
 
 def test_checkpointed_itd_keeps_the_saved_graph_flat_in_T() -> None:
-    """Peak bytes held by autograd graphs: T-fold for plain ITD, one step's for checkpointing.
+    """Peak bytes held by autograd graphs: T-fold for plain ITD, one step's for checkpointing,
+    at most k steps' for segments of k.
 
     The stored iterates (T + 1 vectors of d_y) are the checkpoint's only growth, and they are
     not graph memory; the graph of plain ITD holds a few tensors per step, so it must grow.
@@ -394,7 +395,7 @@ def test_checkpointed_itd_keeps_the_saved_graph_flat_in_T() -> None:
     outer = lambda x, y: 0.5 * (y**2).sum()  # noqa: E731
     x, y, lr = np.ones(3), np.zeros(d_y), 0.25
 
-    def peak(steps: int, checkpoint: bool) -> int:
+    def peak(steps: int, checkpoint: bool | int) -> int:
         return _peak_saved_bytes(
             lambda: _run(
                 outer, inner, x, y, method="itd", steps=steps, lr=lr, checkpoint=checkpoint
@@ -403,6 +404,7 @@ def test_checkpointed_itd_keeps_the_saved_graph_flat_in_T() -> None:
 
     assert peak(40, False) >= 3 * peak(10, False) > 0
     assert 0 < peak(40, True) <= peak(10, True)
+    assert peak(40, True) < peak(40, 4) <= 4 * peak(40, True)
 
 
 def test_cg_with_device_scalars_matches_host_scalars_and_names_the_bad_step() -> None:
