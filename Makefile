@@ -34,6 +34,8 @@ bench: $(STAMP)
 
 bench-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
+	# Betty and BOAT without their pins (numpy <= 1.26.4, torchvision): benchmarks/peers.py
+	$(BIN)/python -m pip install --quiet --no-deps 'betty-ml==0.1.1' 'boat-torch==1.1.1'
 	$(BIN)/python benchmarks/peers.py --out benchmarks/results-peers-cpu-float64.md
 	$(BIN)/python benchmarks/peers.py --dtype float32 --out benchmarks/results-peers-cpu-float32.md
 

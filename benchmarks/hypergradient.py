@@ -17,6 +17,9 @@ CPU (the rise of ``VmHWM`` above ``VmRSS`` in a fresh process, ``cpu_peak_mib``)
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
+import math
 import multiprocessing
 import statistics
 import sys
@@ -66,18 +69,25 @@ def logistic_problem(n: int, d: int, device: str, dtype: torch.dtype, seed: int 
     return outer, inner, x, y, 1.0 / (0.25 * float(np.linalg.norm(rng.standard_normal(1))) + 1.0)
 
 
+MIN_SAMPLE_SECONDS = 0.005
+
+
 def median_time(fn: Callable[[], object], repeats: int, device: str) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
+    """Median over ``repeats`` samples of the time of one ``fn()`` call. A sample times as many
+    back-to-back calls as fill ``MIN_SAMPLE_SECONDS`` (timeit's autorange): one call of a 40 us
+    HVP is within the clock's and the interpreter's jitter, and the ratios divide by it."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def sample(calls: int) -> float:
+        sync()
         start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for _ in range(calls):
+            fn()
+        sync()
+        return (time.perf_counter() - start) / calls
+
+    calls = max(1, math.ceil(MIN_SAMPLE_SECONDS / max(sample(1), 1e-7)))  # also the warm-up
+    return statistics.median(sample(calls) for _ in range(repeats))
 
 
 def build_problem(spec: tuple, device: str, dtype: torch.dtype):
@@ -96,6 +106,17 @@ def _proc_status_kib(field: str) -> int:
     raise KeyError(field)
 
 
+def _return_free_heap_to_the_os() -> None:
+    """glibc keeps freed heap pages resident (the problem's set-up temporaries: a QR of a
+    1000 x 1000 matrix); a call reusing them would not raise the RSS, and its peak would read
+    too low. ``malloc_trim(0)`` hands them back first (no-op off glibc)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_rss_mib(fn: Callable[[], object]) -> float:
     """Peak resident memory of ``fn()`` above the resident memory before it, in MiB.
 
@@ -104,6 +125,7 @@ def peak_rss_mib(fn: Callable[[], object]) -> float:
     ``torch.cuda.max_memory_allocated``). Run in a fresh process (``cpu_peak_mib``): memory the
     allocator kept from earlier calls would be reused without raising the mark.
     """
+    _return_free_heap_to_the_os()
     try:
         before = _proc_status_kib("VmRSS")
         with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
@@ -260,10 +282,15 @@ def bench_problem(name: str, spec: tuple, args: argparse.Namespace) -> list[str]
         f"| {name} | (units) | grad_g {units['grad_g'] * 1e3:.3f} ms, grad_f "
         f"{units['grad_f'] * 1e3:.3f} ms, HVP {units['hvp'] * 1e3:.3f} ms, mixed "
         f"{units['mixed'] * 1e3:.3f} ms, linearise "
-        f"{units['linearise'] * 1e3:.3f} ms; inputs {input_mib(outer, inner, x, y):.1f} MiB "
+        f"{units['linearise'] * 1e3:.3f} ms; inputs {input_mib(outer, inner, x, y):.2f} MiB "
         "| | | | | |"
     )
     return [unit_row, *rows]
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    """numerator / denominator to 2 decimals, or "-" below the 0.01 MiB the table resolves."""
+    return f"{numerator / denominator:.2f}" if denominator >= 0.01 else "-"
 
 
 def checkpoint_summary(lines: list[str]) -> list[str]:
@@ -300,9 +327,9 @@ def checkpoint_summary(lines: list[str]) -> list[str]:
                 continue
             base = inputs[name]
             out.append(
-                f"| {name} | {suffix.strip() or 'plain'} | {small[1]:.1f} | {large[1]:.1f} | "
-                f"{large[1] / max(small[1], 0.01):.2f} | "
-                f"{(large[1] + base) / (small[1] + base):.2f} | {large[0] / plain_ms:.2f} |"
+                f"| {name} | {suffix.strip() or 'plain'} | {small[1]:.2f} | {large[1]:.2f} | "
+                f"{_ratio(large[1], small[1])} | "
+                f"{_ratio(large[1] + base, small[1] + base)} | {large[0] / plain_ms:.2f} |"
             )
     return out
 

@@ -9,11 +9,17 @@ from 200 gradient steps. Methods at equal oracle budgets:
   (``torchopt.diff.implicit.custom_root`` with ``solve_cg(maxiter=50)``);
 - AID-Neumann, Q = 50: ``bilevel`` and TorchOpt (``solve_inv(ns=True, maxiter=50)``);
 - ITD, T = 50: ``bilevel`` (``method="itd"``) and higher (``innerloop_ctx`` with SGD).
+- Betty (``betty-ml`` 0.1.1): its own ``betty.hypergradient.cg`` and ``neumann`` functions,
+  called with a minimal stand-in for the two ``Problem`` levels they read (``_BettyLevel``:
+  parameters, the inner loss, the config), so that its Engine's training loop is not timed;
+- BOAT (``boat-torch`` 1.1.1): its functional cores ``boat_torch.utils.op_utils
+  .conjugate_gradient`` and ``neumann`` (what its CG and NS operations call), with its
+  fixed-point map y - lr grad_y g.
 
-A peer that is not installed (the optional ``bench`` extra) or fails is reported with its error.
-Betty and BOAT are not timed: both need their own engine/problem classes around a training
-loop, not a single hypergradient call. Run: ``python benchmarks/peers.py [--dtype float32]
-[--out FILE.md]``.
+A peer that is not installed or fails is reported with its error. The optional ``bench`` extra
+installs TorchOpt and higher; ``make bench-peers`` adds Betty and BOAT with ``--no-deps``
+(boat-torch pins numpy <= 1.26.4 and pulls torchvision, neither needed by these functions).
+Run: ``python benchmarks/peers.py [--dtype float32] [--out FILE.md]``.
 """
 
 from __future__ import annotations
@@ -104,6 +110,62 @@ def higher_itd(outer, inner, x, y, steps: int, lr: float) -> Callable[[], torch.
     return run
 
 
+class _BettyLevel:
+    """The attributes of a ``betty.problems.Problem`` that ``betty.hypergradient.cg`` and
+    ``neumann`` read: its parameters, its loss (``training_step_exec``), ``paths`` and config."""
+
+    def __init__(self, params: list[torch.Tensor], loss=None, config=None) -> None:
+        self.params, self.loss, self.config = params, loss, config
+        self.paths: list = []
+        self.cur_batch = None
+
+    def training_step_exec(self, batch) -> torch.Tensor:
+        return self.loss()
+
+    def trainable_parameters(self) -> list[torch.Tensor]:
+        return self.params
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.params
+
+
+def betty_implicit(outer, inner, x, y, method: str) -> Callable[[], torch.Tensor]:
+    """grad_x f + Betty's implicit term (its functions return -(d^2 g/dx dy) H^-1 grad_y f)."""
+    from betty import hypergradient as betty_hypergradient
+    from betty.configs import Config
+
+    config = Config(cg_iterations=STEPS, cg_alpha=1.0, neumann_iterations=STEPS, neumann_alpha=1.0)
+    solve = getattr(betty_hypergradient, method)
+
+    def run() -> torch.Tensor:
+        xx, yy = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
+        grad_x_f, grad_y_f = torch.autograd.grad(outer(xx, yy), (xx, yy), allow_unused=True)
+        grad_x_f = torch.zeros_like(xx) if grad_x_f is None else grad_x_f
+        lower = _BettyLevel([yy], lambda: inner(xx, yy), config)
+        (implicit,) = solve([grad_y_f], lower, _BettyLevel([xx]))
+        return grad_x_f + implicit
+
+    return run
+
+
+def boat_implicit(outer, inner, x, y, method: str, lr: float = 1.0) -> Callable[[], torch.Tensor]:
+    """BOAT's ``conjugate_gradient`` / ``neumann`` on the fixed-point map y - lr grad_y g."""
+    from boat_torch.utils import op_utils
+
+    solve = getattr(op_utils, method)
+
+    def fixed_point_map(params: list[torch.Tensor], loss: torch.Tensor) -> list[torch.Tensor]:
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        return [p - lr * g for p, g in zip(params, grads, strict=True)]
+
+    def run() -> torch.Tensor:
+        xx, yy = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
+        (grad,) = solve([yy], [xx], outer(xx, yy), inner(xx, yy), STEPS, fixed_point_map, 0.0)
+        return grad
+
+    return run
+
+
 def rows(dtype: torch.dtype, repeats: int) -> list[tuple[str, str, float, float | str]]:
     outer, inner, x, y, _ = logistic_problem(5000, 500, "cpu", dtype)
     y = _inner_solution(inner, x, y)
@@ -132,6 +194,12 @@ def rows(dtype: torch.dtype, repeats: int) -> list[tuple[str, str, float, float 
                 __import__("torchopt").linear_solve.solve_cg(maxiter=STEPS, rtol=0.0, atol=0.0),
             ),
         ),
+        ("AID-CG K=50", "Betty (cg)", lambda: betty_implicit(outer, inner, x, y, "cg")),
+        (
+            "AID-CG K=50",
+            "BOAT (CG core)",
+            lambda: boat_implicit(outer, inner, x, y, "conjugate_gradient"),
+        ),
         (
             "AID-Neumann Q=50",
             "bilevel",
@@ -149,6 +217,16 @@ def rows(dtype: torch.dtype, repeats: int) -> list[tuple[str, str, float, float 
                 y,
                 __import__("torchopt").linear_solve.solve_inv(ns=True, maxiter=STEPS, alpha=1.0),
             ),
+        ),
+        (
+            "AID-Neumann Q=50",
+            "Betty (neumann)",
+            lambda: betty_implicit(outer, inner, x, y, "neumann"),
+        ),
+        (
+            "AID-Neumann Q=50",
+            "BOAT (NS core)",
+            lambda: boat_implicit(outer, inner, x, y, "neumann"),
         ),
         (
             "ITD T=50",
