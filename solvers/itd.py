@@ -61,7 +61,7 @@ def itd_hypergradient_and_iterate(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(d/dx f(x, y_T(x)), y_T): the estimate and the last inner iterate (for warm starts)."""
     every = checkpoint_interval(checkpoint, steps)
-    if checkpoint == "auto":
+    if checkpoint == "auto" and steps > 0:
         every = _best_segment_length(inner, x, y, steps, lr)
         counts.grad_inner += 2
     if every is not None:
