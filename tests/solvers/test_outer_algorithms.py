@@ -361,7 +361,8 @@ def test_fsla_without_noise_is_single_loop_aid_and_storm_is_inert() -> None:
 
 
 def test_incompatible_objectives_are_refused_before_the_run() -> None:
-    """A minibatch problem handed to a deterministic algorithm, and the reverse."""
+    """A minibatch problem handed to a deterministic algorithm, and the reverse; an objective
+    once accepted with (x, y) (remembered by the arity check) is still refused (x, y, batch)."""
     from bilevel.solvers.stocbio_bio import StocBiO
 
     inst, _, outer_det, inner_det, _, _ = _setup(0)
@@ -374,6 +375,7 @@ def test_incompatible_objectives_are_refused_before_the_run() -> None:
             inner_lr=0.1,
             outer_lr=0.1,
         )
+    AIDBiO(outer_det, inner_det, inner_steps=1, inner_lr=0.1, outer_lr=0.1)  # accepted
     with pytest.raises(TypeError, match=r"StocBiO calls outer\(x, y, batch\)"):
         StocBiO(
             outer_det,
