@@ -65,8 +65,8 @@ def itd_hypergradient_and_iterate(
         every = _best_segment_length(inner, x, y, steps, lr)
         counts.grad_inner += 2
     if every is not None:
-        reverse = _itd_least_memory if checkpoint == "sqrt" else _itd_checkpointed
-        return reverse(outer, inner, x, y, steps, lr, counts, every)
+        least_memory = checkpoint == "sqrt"
+        return _itd_checkpointed(outer, inner, x, y, steps, lr, counts, every, least_memory)
     with torch.enable_grad():
         x_req = x.detach().requires_grad_(True)
         y_t = y.detach()
@@ -198,59 +198,76 @@ def _itd_checkpointed(
     lr: float,
     counts: OracleCounts,
     every: int,
+    least_memory: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Segment checkpointing (module docstring): each segment recomputed with its graph."""
+    """The reverse pass of the module docstring over segments of ``every`` steps: each segment
+    recomputed with its graph, or (``least_memory``, ``"sqrt"``) one step's graph at a time."""
     checkpoints, y_last = _forward_with_checkpoints(inner, x, y, steps, lr, every)
     estimate, lam = outer_gradients(outer, x, y_last, counts)
     x_leaf = x.detach().requires_grad_(True)
-    for index, length in _segments(steps, every):
-        with torch.enable_grad():
-            y_start = checkpoints[index].clone().requires_grad_(True)
-            y_t = y_start
-            for _ in range(length):
-                (grad_y,) = torch.autograd.grad(
-                    scalar(inner(x_leaf, y_t), "inner"), y_t, create_graph=True
-                )
-                y_t = y_t - lr * grad_y
-            d_x, d_y = torch.autograd.grad(y_t, (x_leaf, y_start), lam, allow_unused=True)
-        estimate = estimate if d_x is None else estimate + d_x
-        lam = d_y
-    counts.grad_inner += 2 * steps  # the forward pass, then each step once more with its graph
-    counts.hvp += steps
-    counts.mixed += steps
-    return estimate, y_last.detach()
-
-
-def _itd_least_memory(
-    outer: Objective,
-    inner: Objective,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    steps: int,
-    lr: float,
-    counts: OracleCounts,
-    every: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``checkpoint="sqrt"`` (module docstring): one step's graph at a time."""
-    checkpoints, y_last = _forward_with_checkpoints(inner, x, y, steps, lr, every)
-    estimate, lam = outer_gradients(outer, x, y_last, counts)
-    x_leaf = x.detach().requires_grad_(True)
-    segment = checkpoints.new_empty((every, *checkpoints.shape[1:]))
+    segment = checkpoints.new_empty((every, *checkpoints.shape[1:])) if least_memory else None
     recomputed = 0
     for index, length in _segments(steps, every):
-        segment[0] = checkpoints[index]
-        for t, y_t in enumerate(_gd_iterates(inner, x, segment[0], length - 1, lr), start=1):
-            segment[t] = y_t
-        recomputed += length - 1
-        for t in reversed(range(length)):
-            mixed_part, hess_part = _step_vjp(inner, x_leaf, segment[t], lam)
-            estimate = estimate - lr * mixed_part
-            lam = lam - lr * hess_part
-    # the forward pass, the segments' recomputation, then one re-linearisation per step
+        if segment is None:
+            d_x, lam = _pull_back_through_segment(
+                inner, x_leaf, checkpoints[index], length, lr, lam
+            )
+        else:
+            d_x, lam = _pull_back_step_by_step(
+                inner, x, x_leaf, checkpoints[index], length, lr, lam, segment
+            )
+            recomputed += length - 1
+        estimate = estimate + d_x
+    # the forward pass, the iterates recomputed inside segments, one re-linearisation per step
     counts.grad_inner += 2 * steps + recomputed
     counts.hvp += steps
     counts.mixed += steps
     return estimate, y_last.detach()
+
+
+def _pull_back_through_segment(
+    inner: Objective,
+    x_leaf: torch.Tensor,
+    y_start: torch.Tensor,
+    length: int,
+    lr: float,
+    lam: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(estimate's increment, lambda at the segment's start): the segment's ``length`` steps
+    recomputed from ``y_start`` with their graph, pulled back in one call."""
+    with torch.enable_grad():
+        y_leaf = y_start.clone().requires_grad_(True)
+        y_t = y_leaf
+        for _ in range(length):
+            (grad_y,) = torch.autograd.grad(
+                scalar(inner(x_leaf, y_t), "inner"), y_t, create_graph=True
+            )
+            y_t = y_t - lr * grad_y
+        d_x, d_y = torch.autograd.grad(y_t, (x_leaf, y_leaf), lam, allow_unused=True)
+    return (torch.zeros_like(x_leaf) if d_x is None else d_x), d_y
+
+
+def _pull_back_step_by_step(
+    inner: Objective,
+    x: torch.Tensor,
+    x_leaf: torch.Tensor,
+    y_start: torch.Tensor,
+    length: int,
+    lr: float,
+    lam: torch.Tensor,
+    segment: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """As ``_pull_back_through_segment``, holding one step's graph at a time: the iterates
+    y_{c+1}..y_{c+length-1} are recomputed without a graph into ``segment`` first."""
+    segment[0] = y_start
+    for t, y_t in enumerate(_gd_iterates(inner, x, segment[0], length - 1, lr), start=1):
+        segment[t] = y_t
+    d_x = torch.zeros_like(x_leaf)
+    for t in reversed(range(length)):
+        mixed_part, hess_part = _step_vjp(inner, x_leaf, segment[t], lam)
+        d_x = d_x - lr * mixed_part
+        lam = lam - lr * hess_part
+    return d_x, lam
 
 
 def _step_vjp(
