@@ -7,8 +7,14 @@ Tolerances.
   u = 1.1e-16, kappa <= 1e4 (below 1e-11 for c <= 10).
 - CG is not forward stable with respect to the exact Krylov iterate: its deviation measured over
   10 seeds was 3e-16, 1.2e-15, 1.9e-13, 7.7e-12, 7.7e-9 at kappa = 1, 10, 1e2, 1e3, 1e4, a
-  kappa^2 u envelope. CG is held to 1e-10 for kappa <= 100 and to 100 kappa^2 u beyond
-  (a stated empirical envelope with a factor-100 margin, not a proof).
+  kappa^2 u envelope. For K < d_y, CG is held to 1e-10 for kappa <= 100 and to 100 kappa^2 u
+  beyond (a stated empirical envelope with a factor-100 margin, not a proof).
+- At K = d_y exact CG terminates (v_K = A^-1 b) but finite-precision CG is *delayed*
+  (Greenbaum & Strakos 1992; Meurant & Strakos, Acta Numerica 2006): at kappa = 1e4 the float
+  iterate at K = d_y was measured 1.7e6 kappa u away from the solve (seeds 130 and 6028), and
+  one step later 0.02 kappa u. So for kappa > 100 the termination step is not compared with the
+  exact iterate; instead CG run to K = 2 d_y must reach the attainable accuracy
+  (``_attainable_cg_error``), a bound of the form of Greenbaum's residual-gap theorem.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ def _close(a: np.ndarray, b: np.ndarray, scale: float, tol: float = REL_TOL) -> 
 @given(seed=seeds, kappa=kappas)
 @example(seed=0, kappa=1e4)
 @example(seed=0, kappa=1.0)
+@example(seed=130, kappa=1e4)
+@example(seed=6028, kappa=1e4)
 def test_matches_closed_forms_on_quadratics(device: str, seed: int, kappa: float) -> None:
     """Every estimator against its closed form, on the CPU and (when present) CUDA."""
     inst, outer, inner, x, y = _setup(seed, kappa, device=device)
@@ -85,13 +93,55 @@ def test_matches_closed_forms_on_quadratics(device: str, seed: int, kappa: float
                 scale,
             )
     cg_tol = REL_TOL if kappa <= 100 else max(REL_TOL, 100 * kappa**2 * U64)
-    for K in range(inst.d_y + 1):
+    exact_iterate_steps = inst.d_y + 1 if kappa <= 100 else inst.d_y
+    for K in range(exact_iterate_steps):
         assert _close(
             run(outer, inner, x, y, method="cg", steps=K),
             inst.cg_hypergradient(K, y, backend="numpy")(x),
             scale,
             cg_tol,
         )
+    if kappa > 100:
+        K = 2 * inst.d_y
+        solve = _aid_by_direct_solve(inst, x, y)
+        error = np.linalg.norm(run(outer, inner, x, y, method="cg", steps=K) - solve)
+        assert error <= _attainable_cg_error(inst, x, y, K)
+
+
+def _aid_by_direct_solve(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """grad_x f + B^T A^-1 grad_y f at (x, y): what CG converges to (g_xy = -B^T)."""
+    b = inst.as_numpy()
+    grad_y = b["P"] @ y + b["p"] + b["S"].T @ x
+    return b["R"] @ x + b["r"] + b["S"] @ y + b["B"].T @ np.linalg.solve(b["A"], grad_y)
+
+
+def _attainable_cg_error(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray, K: int) -> float:
+    """Bound on ||AID-CG after K steps - the direct solve|| once CG has converged.
+
+    ||B^T (v_K - v*)|| <= ||B|| ||A^-1|| ||b - A v_K||, and after convergence the true residual is
+    dominated by the gap between it and CG's recursively updated residual, which Greenbaum
+    (SIMAX 18(3), 1997) bounds by u O(K) (||b|| + ||A|| max_j ||v_j||). We take the O(K) as
+    2 K (d_y + 4) (a d_y-term inner product and three axpys per step, for r and v), and
+    max_j ||v_j|| <= 2 ||v*|| (exact CG from v0 = 0 has ||v_j|| increasing to ||v*||,
+    Hestenes & Stiefel 1952 Thm 6:3; factor 2 for rounding). The closing u (d_y + 4) ||grad_x f||
+    covers the rounding of the outer gradient's sum. Measured errors sit 1e3-1e4 below it; a
+    wrong recurrence errs by O(||B|| ||v*||), kappa u O(K d_y) above it.
+    """
+    b = inst.as_numpy()
+    grad_y = b["P"] @ y + b["p"] + b["S"].T @ x
+    v_star = np.linalg.solve(b["A"], grad_y)
+    norm_A, norm_A_inv = np.linalg.norm(b["A"], 2), np.linalg.norm(np.linalg.inv(b["A"]), 2)
+    gap = (
+        2
+        * K
+        * (inst.d_y + 4)
+        * U64
+        * (np.linalg.norm(grad_y) + norm_A * 2 * np.linalg.norm(v_star))
+    )
+    grad_x = b["R"] @ x + b["r"] + b["S"] @ y
+    return float(
+        np.linalg.norm(b["B"], 2) * norm_A_inv * gap + U64 * (inst.d_y + 4) * np.linalg.norm(grad_x)
+    )
 
 
 def test_itd_checkpointing_gives_the_same_value() -> None:
