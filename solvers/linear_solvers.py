@@ -75,7 +75,8 @@ def _cg_host_scalars(
             break
         Hp = oracle.hvp(p)
         curvature = torch.dot(p, Hp).item()
-        _check_cg_curvatures([curvature], k)
+        if not 0.0 < curvature < math.inf:  # NaN fails both comparisons
+            _check_cg_curvatures([curvature], k)
         step = rr / curvature
         v.add_(p, alpha=step)
         r.add_(Hp, alpha=-step)
@@ -85,7 +86,7 @@ def _cg_host_scalars(
                 f"CG residual became NaN/inf at step {k}; likely cause: an ill-conditioned or "
                 "non-finite inner Hessian"
             )
-        p.mul_(rr_next / rr).add_(r)
+        torch.add(r, p, alpha=rr_next / rr, out=p)  # p <- r + beta p, one elementwise pass
         rr = rr_next
     return v
 
