@@ -70,12 +70,15 @@ def _cg_host_scalars(
     # p^T H p, which also serve as the NaN/inf checks (a NaN anywhere reaches both).
     rr = torch.dot(r, r).item()
     threshold = (tol * torch.linalg.vector_norm(b).item()) ** 2
+    underflow = _underflow_residual(b)
     for k in range(steps):
         if rr <= threshold:
             break
         Hp = oracle.hvp(p)
         curvature = torch.dot(p, Hp).item()
         if not 0.0 < curvature < math.inf:  # NaN fails both comparisons
+            if curvature == 0.0 and rr <= underflow:
+                break  # converged into the underflow range: p^T H p rounded to 0, not H
             _check_cg_curvatures([curvature], k)
         step = rr / curvature
         v.add_(p, alpha=step)
@@ -101,6 +104,7 @@ def _cg_device_scalars(
     p = r.clone()
     rr = torch.dot(r, r)
     threshold = (tol * torch.linalg.vector_norm(b).item()) ** 2
+    underflow = _underflow_residual(b)
     # about ten small kernels an iteration besides the HVP (launch-bound at small sizes):
     # 0-d scalars broadcast in addcmul, inactive (converged) iterations are no-ops via where
     curvatures: list[torch.Tensor] = []
@@ -111,9 +115,10 @@ def _cg_device_scalars(
             curvatures, actives = [], []
             if rr.item() <= threshold:
                 break
-        active = rr > threshold
         Hp = oracle.hvp(p)
         curvature = torch.dot(p, Hp)
+        # converged (or converged into the underflow range, where p^T H p rounds to 0)
+        active = (rr > threshold) & ~((curvature == 0) & (rr <= underflow))
         curvatures.append(curvature)
         actives.append(active)
         step = torch.where(active, rr / curvature, 0.0)
@@ -138,6 +143,20 @@ def _host(curvatures: list[torch.Tensor], actives: list[torch.Tensor]) -> list[f
     return torch.where(torch.stack(actives), torch.stack(curvatures), 1.0).tolist()
 
 
+def _underflow_residual(b: torch.Tensor) -> float:
+    """r^T r at or below which a p^T H p of exactly 0 means convergence, not a singular H.
+
+    Both: r^T r <= tiny / eps, where p^T H p >= lambda_min ||p||^2 (||p|| about ||r|| once
+    converged) falls below the smallest normal number for any lambda_min >= eps relative to one,
+    so it may round to 0 with H positive definite; and r^T r <= (eps ||b||)^2, the residual
+    floor, so CG has already converged (without it, a badly scaled H whose curvature underflows
+    from the first step would return v = 0 silently instead of raising).
+    """
+    info = torch.finfo(b.dtype)
+    floor = (info.eps * torch.linalg.vector_norm(b).item()) ** 2
+    return min(info.tiny / info.eps, floor)
+
+
 def _check_cg_curvatures(curvatures: list[float], first_step: int) -> None:
     """Raise on the first p_k^T H p_k that is NaN/inf or <= 0, k counted from ``first_step``."""
     for k, curvature in enumerate(curvatures, start=first_step):
@@ -147,9 +166,10 @@ def _check_cg_curvatures(curvatures: list[float], first_step: int) -> None:
                 "inner Hessian or an overflowing right-hand side"
             )
         if curvature <= 0:
+            underflow = " (or p^T H p underflowed: rescale g)" if curvature == 0 else ""
             raise ValueError(
                 f"non-positive curvature p^T H p = {curvature:.3e} at CG step {k}: the "
-                "Hessian of the inner objective in y is not positive definite at this y"
+                f"Hessian of the inner objective in y is not positive definite at this y{underflow}"
             )
 
 

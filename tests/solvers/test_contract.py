@@ -508,3 +508,47 @@ def test_float32_cg_stops_at_its_residual_floor_instead_of_dividing_zero_by_zero
     exact = _run(*quadratic_objectives(inst), x, y, method="exact")  # float64, at the same y
     u32 = float(np.finfo(np.float32).eps) / 2
     assert _close(out.double().numpy(), exact, 1.0, 100 * 10.0**2 * u32)
+
+
+class _DiagonalOracle:
+    """H = diag(a) in float32, recording every p^T H p that rounds to exactly 0."""
+
+    def __init__(self, diagonal: list[float]) -> None:
+        self.diagonal = torch.tensor(diagonal, dtype=torch.float32)
+        self.zero_curvatures = 0
+
+    def hvp(self, p: torch.Tensor) -> torch.Tensor:
+        out = self.diagonal * p
+        self.zero_curvatures += int(torch.dot(p, out).item() == 0.0)
+        return out
+
+
+@pytest.mark.parametrize("path", ["_cg_host_scalars", "_cg_device_scalars"])
+def test_cg_run_past_convergence_stops_where_the_curvature_underflows(path: str) -> None:
+    """tol = 0 asks for all 60 steps of CG on H = diag(0.05, 0.02, 0.3) in float32. After
+    convergence the recursive residual keeps shrinking until p^T H p rounds to 0 (asserted to
+    happen, so the test exercises the case): with r^T r below tiny/eps and below the residual
+    floor that is convergence, not an indefinite H. The answer is then held to the float32 CG
+    envelope 100 kappa^2 u32 (kappa = 15) against b / a."""
+    from bilevel.solvers import linear_solvers as ls
+
+    oracle = _DiagonalOracle([0.05, 0.02, 0.3])
+    b = torch.ones(3, dtype=torch.float32)
+    v = getattr(ls, path)(oracle, b, 60, None, 0.0)
+    assert oracle.zero_curvatures >= 1
+    u32 = float(np.finfo(np.float32).eps) / 2
+    exact = (b.double() / oracle.diagonal.double()).numpy()
+    assert _close(v.double().numpy(), exact, 0.0, 100 * 15.0**2 * u32)
+
+
+@pytest.mark.parametrize("path", ["_cg_host_scalars", "_cg_device_scalars"])
+def test_cg_refuses_a_curvature_that_underflows_before_any_progress(path: str) -> None:
+    """H = 1e-10 I and b = 1e-20 (1, 1, 1) in float32: p^T H p = 3e-50 rounds to 0 at step 0,
+    where r = b has not moved from its start. Returning v = 0 would be silently wrong (the
+    solution is 1e-10 (1, 1, 1)); CG raises and names the underflow."""
+    from bilevel.solvers import linear_solvers as ls
+
+    oracle = _DiagonalOracle([1e-10, 1e-10, 1e-10])
+    b = torch.full((3,), 1e-20, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"at CG step 0.*underflowed"):
+        getattr(ls, path)(oracle, b, 5, None, 0.0)
