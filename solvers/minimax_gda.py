@@ -33,7 +33,7 @@ import torch
 
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
-from .oracles import OracleCounts, scalar
+from .oracles import OracleCounts, joint_gradients
 from .stability import Smoothness
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -116,15 +116,15 @@ class MinimaxGDA:
         scale = 1.0 if self.form == "lambda" else 1.0 / lam
         x, y, z, counts = state.x, state.y, state.z, state.counts
         alternate = self.update == "alternating"
-        grad_x_gz, grad_y_gz = _gradients(self.inner, x, z, counts, "inner")
+        grad_x_gz, grad_y_gz = joint_gradients(self.inner, x, z, counts, "inner")
         z_next = z - self.lr_z * scale * lam * grad_y_gz
-        grad_x_f, grad_y_f = _gradients(self.outer, x, y, counts, "outer")
-        grad_x_g, grad_y_g = _gradients(self.inner, x, y, counts, "inner")
+        grad_x_f, grad_y_f = joint_gradients(self.outer, x, y, counts, "outer")
+        grad_x_g, grad_y_g = joint_gradients(self.inner, x, y, counts, "inner")
         y_next = y - self.lr_y * scale * (grad_y_f + lam * grad_y_g)
         if alternate:  # x sees the new y and z
-            grad_x_gz, _ = _gradients(self.inner, x, z_next, counts, "inner")
-            grad_x_f, _ = _gradients(self.outer, x, y_next, counts, "outer")
-            grad_x_g, _ = _gradients(self.inner, x, y_next, counts, "inner")
+            grad_x_gz, _ = joint_gradients(self.inner, x, z_next, counts, "inner")
+            grad_x_f, _ = joint_gradients(self.outer, x, y_next, counts, "outer")
+            grad_x_g, _ = joint_gradients(self.inner, x, y_next, counts, "inner")
         direction = grad_x_f + lam * (grad_x_g - grad_x_gz)
         x_next = x - self.lr_x * scale * direction
         k = state.iteration + 1
@@ -142,21 +142,6 @@ class MinimaxGDA:
         return run_outer(self, x, y, **budget_and_trace)
 
 
-def _gradients(fn: Objective, x, y, counts: OracleCounts, which: str) -> tuple:
-    """(grad_x, grad_y) of fn at (x, y): one gradient oracle call of f or g."""
-    with torch.enable_grad():
-        xl, yl = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
-        gx, gy = torch.autograd.grad(scalar(fn(xl, yl), which), (xl, yl), allow_unused=True)
-    if which == "outer":
-        counts.grad_outer += 1
-    else:
-        counts.grad_inner += 1
-    return (
-        torch.zeros_like(x) if gx is None else gx,
-        torch.zeros_like(y) if gy is None else gy,
-    )
-
-
 def penalty_direction(
     outer: Objective,
     inner: Objective,
@@ -167,9 +152,9 @@ def penalty_direction(
 ) -> torch.Tensor:
     """grad_x f(x, y) + lam (grad_x g(x, y) - grad_x g(x, z)): grad L*_lam(x) at the saddle."""
     counts = OracleCounts()
-    grad_x_f, _ = _gradients(outer, x, y, counts, "outer")
-    grad_x_g, _ = _gradients(inner, x, y, counts, "inner")
-    grad_x_gz, _ = _gradients(inner, x, z, counts, "inner")
+    grad_x_f, _ = joint_gradients(outer, x, y, counts, "outer")
+    grad_x_g, _ = joint_gradients(inner, x, y, counts, "inner")
+    grad_x_gz, _ = joint_gradients(inner, x, z, counts, "inner")
     return grad_x_f + lam * (grad_x_g - grad_x_gz)
 
 
@@ -189,9 +174,9 @@ def saddle_at_fixed_x(
     check_steps(iterations, "iterations")
     counts = OracleCounts()
     for k in range(iterations):
-        _, grad_z = _gradients(inner, x, z, counts, "inner")
-        _, grad_y_f = _gradients(outer, x, y, counts, "outer")
-        _, grad_y_g = _gradients(inner, x, y, counts, "inner")
+        _, grad_z = joint_gradients(inner, x, z, counts, "inner")
+        _, grad_y_f = joint_gradients(outer, x, y, counts, "outer")
+        _, grad_y_g = joint_gradients(inner, x, y, counts, "inner")
         z = z - lr_z * lam * grad_z
         y = y - lr_y * (grad_y_f + lam * grad_y_g)
         check_finite(y, "saddle iterate y", k + 1, "lr_y above 2 / (L_f + lam L_g)")

@@ -110,11 +110,24 @@ def outer_gradients(
     outer: Flat, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_x f, grad_y f) at (x, y), one outer-gradient oracle call."""
-    counts.grad_outer += 1
+    return joint_gradients(outer, x, y, counts, "outer")
+
+
+def joint_gradients(
+    fn: Flat, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts, which: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_x fn, grad_y fn) at (x, y), one gradient oracle call of the ``which`` objective
+    ("outer" f or "inner" g, the name counted and used in errors); zeros where fn is constant."""
+    if which == "outer":
+        counts.grad_outer += 1
+    elif which == "inner":
+        counts.grad_inner += 1
+    else:
+        raise ValueError(f"which must be 'outer' or 'inner', got {which!r}")
     x_leaf, y_leaf = _leaf(x), _leaf(y)
     with torch.enable_grad():
-        value = scalar(outer(x_leaf, y_leaf), "outer")
-    if not value.requires_grad:  # f constant in both
+        value = scalar(fn(x_leaf, y_leaf), which)
+    if not value.requires_grad:  # fn constant in both x and y
         return torch.zeros_like(x), torch.zeros_like(y)
     gx, gy = torch.autograd.grad(value, (x_leaf, y_leaf), allow_unused=True)
     return (

@@ -174,3 +174,15 @@ def test_alternating_updates_reach_the_same_saddle() -> None:
         finals.append(torch.cat([state.x, state.y, state.z]).numpy())
     for w in finals:
         assert np.linalg.norm(w - w_star) <= 1e-9 * np.linalg.norm(w_star)
+
+
+def test_penalty_direction_of_a_constant_outer_objective_is_the_inner_gap() -> None:
+    """f = 1 (no graph at all): grad_x f = 0, so the direction is lam (grad_x g(x, y) -
+    grad_x g(x, z)). g = y^T x: lam (y - z), exactly (one subtraction and one product)."""
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    y = torch.tensor([0.5, 0.25], dtype=torch.float64)
+    z = torch.tensor([-0.5, 1.0], dtype=torch.float64)
+    direction = penalty_direction(
+        lambda x, y: torch.tensor(1.0, dtype=torch.float64), lambda x, y: y @ x, x, y, z, 4.0
+    )
+    assert torch.equal(direction, 4.0 * (y - z))
