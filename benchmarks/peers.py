@@ -14,7 +14,8 @@ from 200 gradient steps. Methods at equal oracle budgets:
   parameters, the inner loss, the config), so that its Engine's training loop is not timed;
 - BOAT (``boat-torch`` 1.1.1): its functional cores ``boat_torch.utils.op_utils
   .conjugate_gradient`` and ``neumann`` (what its CG and NS operations call), with its
-  fixed-point map y - lr grad_y g.
+  fixed-point map y - lr grad_y g; for ITD its ``NGD`` dynamical system and ``RAD`` operation
+  (differentiable SGD through higher, then reverse mode), as ``BOAT.run_iter`` drives them.
 
 A peer that is not installed or fails is reported with its error. The optional ``bench`` extra
 installs TorchOpt and higher; ``make bench-peers`` adds Betty and BOAT with ``--no-deps``
@@ -106,6 +107,58 @@ def higher_itd(outer, inner, x, y, steps: int, lr: float) -> Callable[[], torch.
             for _ in range(steps):
                 diffopt.step(inner(xx, fmodel.y))
             return torch.autograd.grad(outer(xx, fmodel.y), xx)[0]
+
+    return run
+
+
+def boat_rad(outer, inner, x, y, steps: int, lr: float) -> Callable[[], torch.Tensor]:
+    """BOAT's NGD dynamical system (``steps`` differentiable SGD steps through higher) and its
+    RAD operation (reverse-mode through the trajectory), as ``BOAT.run_iter`` drives them."""
+    import higher
+    from boat_torch.gm_ol import NGD
+    from boat_torch.na_ol import RAD
+
+    class Variable(torch.nn.Module):
+        def __init__(self, value: torch.Tensor) -> None:
+            super().__init__()
+            self.value = torch.nn.Parameter(value.detach().clone())
+
+    lower, upper = Variable(y), Variable(x)
+    optimizer = torch.optim.SGD(lower.parameters(), lr=lr)
+
+    def lower_objective(feed, upper_model, lower_model):
+        return inner(upper_model.value, lower_model.value)
+
+    def upper_objective(feed, upper_model, lower_model, params=None):
+        return outer(upper_model.value, lower_model.value if params is None else params[0])
+
+    dynamics = NGD(
+        lower_objective,
+        upper_objective,
+        lower,
+        upper,
+        steps,
+        {"lower_level_opt": optimizer, "na_op": ["RAD"]},
+    )
+    reverse = RAD(
+        lower_objective,
+        upper_objective,
+        lower,
+        upper,
+        list(lower.parameters()),
+        list(upper.parameters()),
+        {"gm_op": ["NGD"]},
+    )
+
+    def run() -> torch.Tensor:
+        upper.value.grad = None
+        with higher.innerloop_ctx(lower, optimizer, copy_initial_weights=False) as (
+            fmodel,
+            diffopt,
+        ):
+            dynamics.optimize({}, {}, fmodel, diffopt, 0)
+            reverse.compute_gradients({}, {}, fmodel)
+        return upper.value.grad.detach().clone()
 
     return run
 
@@ -234,6 +287,7 @@ def rows(dtype: torch.dtype, repeats: int) -> list[tuple[str, str, float, float 
             lambda: lambda: hypergradient(outer, inner, x, y, method="itd", steps=STEPS, lr=1.0),
         ),
         ("ITD T=50", "higher (unrolled SGD)", lambda: higher_itd(outer, inner, x, y, STEPS, 1.0)),
+        ("ITD T=50", "BOAT (NGD + RAD)", lambda: boat_rad(outer, inner, x, y, STEPS, 1.0)),
     ]
     out = []
     for method, library, build in candidates:
