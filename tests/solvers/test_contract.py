@@ -552,3 +552,20 @@ def test_cg_refuses_a_curvature_that_underflows_before_any_progress(path: str) -
     b = torch.full((3,), 1e-20, dtype=torch.float32)
     with pytest.raises(ValueError, match=r"at CG step 0.*underflowed"):
         getattr(ls, path)(oracle, b, 5, None, 0.0)
+
+
+def test_finiteness_check_names_the_bad_leaf_and_accepts_finite_entries_whose_sum_overflows() -> (
+    None
+):
+    """The input check reads one sum; a sum that overflows (two entries of 1e308) is finite
+    data and must pass, an inf in the second leaf of a tuple must be named as y[1]."""
+    from bilevel.solvers._flat import flatten
+
+    huge = torch.tensor([1e308, 1e308], dtype=torch.float64)
+    flat, _ = flatten(huge, "x")
+    assert torch.equal(flat, huge)
+    good = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"y\[1\] contains NaN or inf"):
+        flatten((good, torch.tensor([1.0, -float("inf")], dtype=torch.float64)), "y")
+    with pytest.raises(ValueError, match=r"y\[0\] contains NaN or inf"):
+        flatten((torch.tensor([float("inf"), -float("inf")], dtype=torch.float64), good), "y")
