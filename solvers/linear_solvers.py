@@ -69,8 +69,8 @@ def _cg_host_scalars(
     # scalars are read once per iteration as Python floats: one host read each for rr and
     # p^T H p, which also serve as the NaN/inf checks (a NaN anywhere reaches both).
     rr = torch.dot(r, r).item()
-    threshold = (tol * torch.linalg.vector_norm(b).item()) ** 2
-    underflow = _underflow_residual(b)
+    b_norm = torch.linalg.vector_norm(b).item()
+    threshold, underflow = (tol * b_norm) ** 2, _underflow_residual(b.dtype, b_norm)
     for k in range(steps):
         if rr <= threshold:
             break
@@ -103,8 +103,8 @@ def _cg_device_scalars(
     r = b.clone() if v0 is None else b - oracle.hvp(v)
     p = r.clone()
     rr = torch.dot(r, r)
-    threshold = (tol * torch.linalg.vector_norm(b).item()) ** 2
-    underflow = _underflow_residual(b)
+    b_norm = torch.linalg.vector_norm(b).item()
+    threshold, underflow = (tol * b_norm) ** 2, _underflow_residual(b.dtype, b_norm)
     # about ten small kernels an iteration besides the HVP (launch-bound at small sizes):
     # 0-d scalars broadcast in addcmul, inactive (converged) iterations are no-ops via where
     curvatures: list[torch.Tensor] = []
@@ -143,7 +143,7 @@ def _host(curvatures: list[torch.Tensor], actives: list[torch.Tensor]) -> list[f
     return torch.where(torch.stack(actives), torch.stack(curvatures), 1.0).tolist()
 
 
-def _underflow_residual(b: torch.Tensor) -> float:
+def _underflow_residual(dtype: torch.dtype, b_norm: float) -> float:
     """r^T r at or below which a p^T H p of exactly 0 means convergence, not a singular H.
 
     Both: r^T r <= tiny / eps, where p^T H p >= lambda_min ||p||^2 (||p|| about ||r|| once
@@ -152,9 +152,8 @@ def _underflow_residual(b: torch.Tensor) -> float:
     floor, so CG has already converged (without it, a badly scaled H whose curvature underflows
     from the first step would return v = 0 silently instead of raising).
     """
-    info = torch.finfo(b.dtype)
-    floor = (info.eps * torch.linalg.vector_norm(b).item()) ** 2
-    return min(info.tiny / info.eps, floor)
+    info = torch.finfo(dtype)
+    return min(info.tiny / info.eps, (info.eps * b_norm) ** 2)
 
 
 def _check_cg_curvatures(curvatures: list[float], first_step: int) -> None:
