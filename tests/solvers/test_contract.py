@@ -108,11 +108,18 @@ def test_matches_closed_forms_on_quadratics(device: str, seed: int, kappa: float
         assert error <= _attainable_cg_error(inst, x, y, K)
 
 
-def _aid_by_direct_solve(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """grad_x f + B^T A^-1 grad_y f at (x, y): what CG converges to (g_xy = -B^T)."""
+def _aid_parts(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """The blocks, grad_x f, grad_y f and v* = A^-1 grad_y f at (x, y), in float64."""
     b = inst.as_numpy()
     grad_y = b["P"] @ y + b["p"] + b["S"].T @ x
-    return b["R"] @ x + b["r"] + b["S"] @ y + b["B"].T @ np.linalg.solve(b["A"], grad_y)
+    grad_x = b["R"] @ x + b["r"] + b["S"] @ y
+    return {**b, "grad_x": grad_x, "grad_y": grad_y, "v_star": np.linalg.solve(b["A"], grad_y)}
+
+
+def _aid_by_direct_solve(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """grad_x f + B^T A^-1 grad_y f at (x, y): what CG converges to (g_xy = -B^T)."""
+    parts = _aid_parts(inst, x, y)
+    return parts["grad_x"] + parts["B"].T @ parts["v_star"]
 
 
 def _attainable_cg_error(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray, K: int) -> float:
@@ -127,21 +134,13 @@ def _attainable_cg_error(inst: QuadraticBilevel, x: np.ndarray, y: np.ndarray, K
     covers the rounding of the outer gradient's sum. Measured errors sit 1e3-1e4 below it; a
     wrong recurrence errs by O(||B|| ||v*||), kappa u O(K d_y) above it.
     """
-    b = inst.as_numpy()
-    grad_y = b["P"] @ y + b["p"] + b["S"].T @ x
-    v_star = np.linalg.solve(b["A"], grad_y)
-    norm_A, norm_A_inv = np.linalg.norm(b["A"], 2), np.linalg.norm(np.linalg.inv(b["A"]), 2)
-    gap = (
-        2
-        * K
-        * (inst.d_y + 4)
-        * U64
-        * (np.linalg.norm(grad_y) + norm_A * 2 * np.linalg.norm(v_star))
-    )
-    grad_x = b["R"] @ x + b["r"] + b["S"] @ y
-    return float(
-        np.linalg.norm(b["B"], 2) * norm_A_inv * gap + U64 * (inst.d_y + 4) * np.linalg.norm(grad_x)
-    )
+    parts = _aid_parts(inst, x, y)
+    A = parts["A"]
+    norm_A, norm_A_inv = np.linalg.norm(A, 2), np.linalg.norm(np.linalg.inv(A), 2)
+    max_iterate = 2 * np.linalg.norm(parts["v_star"])
+    gap = 2 * K * (inst.d_y + 4) * U64 * (np.linalg.norm(parts["grad_y"]) + norm_A * max_iterate)
+    outer_rounding = U64 * (inst.d_y + 4) * np.linalg.norm(parts["grad_x"])
+    return float(np.linalg.norm(parts["B"], 2) * norm_A_inv * gap + outer_rounding)
 
 
 def test_itd_checkpointing_gives_the_same_value() -> None:
@@ -154,9 +153,8 @@ def test_itd_checkpointing_gives_the_same_value() -> None:
 
 def test_cg_warm_start_at_the_solution_is_exact_in_zero_steps() -> None:
     inst, outer, inner, x, _ = _setup(2, 10.0)
-    b = inst.as_numpy()
     y = inst.inner_solution("numpy")(x)
-    v_star = np.linalg.solve(b["A"], b["P"] @ y + b["p"] + b["S"].T @ x)
+    v_star = _aid_parts(inst, x, y)["v_star"]
     out = _run(outer, inner, x, y, method="cg", steps=0, v0=torch.from_numpy(v_star))
     assert _close(out, inst.hypergradient("numpy")(x), 1.0)
 
