@@ -87,15 +87,18 @@ def torchopt_implicit(outer, inner, x, y, solver) -> Callable[[], torch.Tensor]:
     return run
 
 
+class _Variable(torch.nn.Module):
+    """One tensor as the single parameter ``value`` of a module (what higher and BOAT unroll)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = torch.nn.Parameter(value.detach().clone())
+
+
 def higher_itd(outer, inner, x, y, steps: int, lr: float) -> Callable[[], torch.Tensor]:
     import higher
 
-    class Inner(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.y = torch.nn.Parameter(y.detach().clone())
-
-    module = Inner()
+    module = _Variable(y)
     optimizer = torch.optim.SGD(module.parameters(), lr=lr)
 
     def run() -> torch.Tensor:
@@ -105,8 +108,8 @@ def higher_itd(outer, inner, x, y, steps: int, lr: float) -> Callable[[], torch.
             diffopt,
         ):
             for _ in range(steps):
-                diffopt.step(inner(xx, fmodel.y))
-            return torch.autograd.grad(outer(xx, fmodel.y), xx)[0]
+                diffopt.step(inner(xx, fmodel.value))
+            return torch.autograd.grad(outer(xx, fmodel.value), xx)[0]
 
     return run
 
@@ -118,12 +121,7 @@ def boat_rad(outer, inner, x, y, steps: int, lr: float) -> Callable[[], torch.Te
     from boat_torch.gm_ol import NGD
     from boat_torch.na_ol import RAD
 
-    class Variable(torch.nn.Module):
-        def __init__(self, value: torch.Tensor) -> None:
-            super().__init__()
-            self.value = torch.nn.Parameter(value.detach().clone())
-
-    lower, upper = Variable(y), Variable(x)
+    lower, upper = _Variable(y), _Variable(x)
     optimizer = torch.optim.SGD(lower.parameters(), lr=lr)
 
     def lower_objective(feed, upper_model, lower_model):
