@@ -219,6 +219,7 @@ ITD_CHECKPOINTS = {
     " ckpt": {"checkpoint": True},
     " ckpt auto": {"checkpoint": "auto"},
     " ckpt sqrt": {"checkpoint": "sqrt"},
+    " ckpt binomial": {"checkpoint": "binomial"},
 }
 METHODS = [
     ("exact", {}),

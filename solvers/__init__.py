@@ -11,6 +11,7 @@ from .hypergradient import METHODS, hypergradient
 from .itd_bio import ITDBiO
 from .maml import meta_gradient
 from .oracles import OracleCounts, SecondOrderOracle
+from .revolve import BinomialCheckpoints
 from .stability import Smoothness, estimate_inner_smoothness
 from .stocbio_bio import StocBiO
 
@@ -19,6 +20,7 @@ __all__ = [
     "METHODS",
     "AIDBiO",
     "AccBiO",
+    "BinomialCheckpoints",
     "ITDBiO",
     "OracleCounts",
     "SecondOrderOracle",

@@ -16,7 +16,8 @@ and differs only in how v is obtained:
 - ``"fo"``: v = 0, the first-order estimate grad_x f(x, y).
 - ``"itd"`` (``steps=T``, ``lr=alpha``, ``checkpoint=False``): reverse mode through T steps of GD
   on g from ``y`` (held constant in x): d/dx f(x, y_T(x)); ``checkpoint`` = True, an int k,
-  ``"auto"`` or ``"sqrt"`` trades inner gradients for memory (``bilevel.solvers.itd``).
+  ``"auto"``, ``"sqrt"``, ``"binomial"`` or ``BinomialCheckpoints(slots=c)`` trades inner
+  gradients for memory (``bilevel.solvers.itd``, ``bilevel.solvers.revolve``).
 - ``"stocbio"`` (``steps=Q``, ``lr=eta``, ``sampler``, ``generator``, ``variant="paper"`` or
   ``"reference_code"`` or ``"bsa"``): stochastic oracles ``outer(x, y, batch)``, ``inner(x, y, batch)``;
   the paper's Q+1-term Neumann sum with a fresh batch per HVP, the official code's
@@ -43,7 +44,7 @@ from ._flat import (
     flatten,
 )
 from ._outer import check_objectives
-from .itd import checkpoint_interval, itd_hypergradient_and_iterate
+from .itd import check_checkpoint, itd_hypergradient_and_iterate
 from .oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from .stocbio import stocbio_hypergradient
 
@@ -86,7 +87,7 @@ def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     if "lr" in _REQUIRED.get(method, ()):
         check_step_size(resolved["lr"], "lr")
     if method == "itd":
-        checkpoint_interval(resolved["checkpoint"], resolved["steps"])
+        check_checkpoint(resolved["checkpoint"], resolved["steps"])
     if method == "rt":
         linear_solvers.check_finite_variance(
             resolved["lr"], resolved["p"], resolved["mu"], resolved["L"]

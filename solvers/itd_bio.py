@@ -4,8 +4,8 @@ For k = 0, 1, ...: from y^0 (warm start: the previous y^D, held constant in x),
 y^t = y^{t-1} - alpha grad_y g(x_k, y^{t-1}), t = 1..D, then
 
 - ITD-BiO: ghat_k = d f(x_k, y^D(x_k)) / d x_k by reverse mode through the D steps
-  (``bilevel.solvers.itd``; ``checkpoint`` = True, k, ``"auto"`` or ``"sqrt"`` trades inner
-  gradients for memory);
+  (``bilevel.solvers.itd``; ``checkpoint`` = True, k, ``"auto"``, ``"sqrt"``, ``"binomial"`` or
+  ``BinomialCheckpoints(slots=c)`` trades inner gradients for memory);
 - FO-ITD-BiO (``first_order=True``): ghat_k = grad_x f(x_k, y^D), the inner Jacobian dropped; its
   bias -B^T A^-1 g* on quadratics does not vanish as D grows (registry ``fo-itd/bias``),
 
@@ -22,8 +22,9 @@ import torch
 
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterState, check_objectives, check_vectors, run_outer
-from .itd import checkpoint_interval, itd_hypergradient_and_iterate
+from .itd import check_checkpoint, itd_hypergradient_and_iterate
 from .oracles import inner_gradient, outer_gradients
+from .revolve import BinomialCheckpoints
 from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,7 +43,7 @@ class ITDBiO:
     inner_lr: float
     outer_lr: float
     first_order: bool = False
-    checkpoint: bool | int | str = False  # see bilevel.solvers.itd
+    checkpoint: bool | int | str | BinomialCheckpoints = False  # see bilevel.solvers.itd
     warm_start: bool = True
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
@@ -51,7 +52,7 @@ class ITDBiO:
         check_steps(self.inner_steps, "inner_steps")
         check_step_size(self.inner_lr, "inner_lr")
         check_step_size(self.outer_lr, "outer_lr")
-        checkpoint_interval(self.checkpoint, self.inner_steps)
+        check_checkpoint(self.checkpoint, self.inner_steps)
         if self.first_order and self.checkpoint is not False:
             raise ValueError("checkpoint applies to ITD-BiO's reverse pass, not to FO-ITD-BiO")
         check_inner_and_outer_steps(

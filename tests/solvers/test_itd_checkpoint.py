@@ -1,5 +1,6 @@
-"""Checkpointed ITD (``checkpoint=k`` segments / ``"sqrt"`` least memory): same value, counted
-cost, and the memory it promises (``bilevel.solvers.itd``)."""
+"""Checkpointed ITD (``checkpoint=k`` segments / ``"sqrt"`` / ``"binomial"``): same value, counted
+cost, and the memory it promises (``bilevel.solvers.itd``; the binomial schedule itself is
+tested in ``test_revolve.py``)."""
 
 from __future__ import annotations
 
@@ -139,15 +140,18 @@ def test_checkpointing_holds_the_vectors_and_graphs_its_docstring_promises():
     """T = 400 steps on d = 50 000 (one vector = 0.38 MiB). Storing every iterate holds 401
     vectors (153 MiB) and one step's graph; segments of k = 20 hold 20 checkpoints and 20 step
     graphs (a step of this inner saves about 5 vectors: ~120 vectors); ``"sqrt"`` 20
-    checkpoints, 20 segment iterates and one step's graph (~45 vectors). The bounds asked are far
-    from each (a quarter and a third of storing every iterate); each run is in a fresh process
-    so that memory the allocator kept from an earlier call cannot hide a peak."""
+    checkpoints, 20 segment iterates and one step's graph (~45 vectors); ``"binomial"`` 27 slots
+    (C(29, 2) = 406 >= 400), the iterate in hand and one step's graph (~33 vectors), 13 vectors
+    (5 MiB) under ``"sqrt"``, more than the 2 MiB by which repeated runs differ. The bounds asked
+    are far from each (a quarter and a third of storing every iterate); each run is in a fresh
+    process so that memory the allocator kept from an earlier call cannot hide a peak."""
     context = multiprocessing.get_context("spawn")
     peaks = {}
-    for checkpoint in (True, 20, "sqrt"):
+    for checkpoint in (True, 20, "sqrt", "binomial"):
         with ProcessPoolExecutor(1, mp_context=context) as pool:
             peaks[checkpoint] = pool.submit(_peak_rss_rise_mib, checkpoint, 400, 50_000).result()
     vector_mib = 50_000 * 8 / 2**20
     assert peaks[True] >= 0.8 * 401 * vector_mib, peaks  # the measurement sees stored iterates
     assert peaks[20] <= peaks[True] / 3, peaks
     assert peaks["sqrt"] <= 0.25 * peaks[True], peaks
+    assert peaks["binomial"] < peaks["sqrt"], peaks
