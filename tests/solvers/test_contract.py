@@ -86,7 +86,7 @@ def test_matches_closed_forms_on_quadratics(device: str, seed: int, kappa: float
             inst.neumann_hypergradient(n, lr, y, backend="numpy")(x),
             scale,
         )
-        for checkpoint in (False, True):
+        for checkpoint in (False, True, "binomial"):
             assert _close(
                 run(outer, inner, x, y, method="itd", steps=n, lr=lr, checkpoint=checkpoint),
                 inst.itd_hypergradient(n, lr, y, backend="numpy")(x),
