@@ -341,6 +341,7 @@ def _itd_binomial(
     estimate, lam, y_last, advanced = None, None, y0, 0
     for action in binomial_schedule(steps, len(buffer)):
         if isinstance(action, Advance):
+            in_hand = None  # no longer needed: do not hold it while the next one is formed
             state = _advance(inner, x, buffer[action.source], action.steps, lr)
             advanced += action.steps
             if action.target is None:
@@ -370,9 +371,12 @@ def _itd_binomial(
 def _advance(
     inner: Objective, x: torch.Tensor, y_start: torch.Tensor, steps: int, lr: float
 ) -> torch.Tensor:
-    """y_{c + steps} from y_c (steps >= 1): GD steps without a graph, into a new tensor."""
-    *_, last = _gd_iterates(inner, x, y_start, steps, lr)
-    return last
+    """y_{c + steps} from y_c (steps >= 1): GD steps without a graph, into a new tensor; each
+    iterate is dropped as the next one is formed (one iterate alive, not ``steps``)."""
+    state = y_start
+    for state in _gd_iterates(inner, x, y_start, steps, lr):  # noqa: B007 (keep the last)
+        pass
+    return state
 
 
 def _taped_step(
