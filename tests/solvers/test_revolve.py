@@ -177,3 +177,26 @@ def test_binomial_divergence_names_the_first_non_finite_step():
         hypergradient(
             outer, inner, x, y, method="itd", steps=40, lr=1 + 1e10, checkpoint="binomial"
         )
+
+
+def test_an_advance_holds_one_iterate_at_a_time(monkeypatch):
+    """Memory of an advance of m steps is one iterate (plus the step's temporaries), not m: the
+    iterates are counted while alive (weak references) as a fake GD yields them."""
+    import weakref
+
+    from bilevel.solvers import itd
+
+    alive: weakref.WeakSet = weakref.WeakSet()
+    most_alive = 0
+
+    def fake_gd(inner, x, y, steps, lr):
+        nonlocal most_alive
+        for _ in range(steps):
+            iterate = torch.zeros(3)
+            alive.add(iterate)
+            most_alive = max(most_alive, len(alive))
+            yield iterate
+
+    monkeypatch.setattr(itd, "_gd_iterates", fake_gd)
+    itd._advance(None, None, torch.zeros(3), 50, 0.1)
+    assert most_alive <= 2  # the one being formed and the one just yielded
