@@ -89,12 +89,7 @@ def itd_hypergradient_and_iterate(
                 scalar(inner(x_req, y_in), "inner"), y_in, create_graph=True
             )
             y_t = y_in - lr * grad_y
-        check_finite_replayed(
-            y_t,
-            lambda: _gd_iterates(inner, x, y, steps, lr),
-            "ITD inner iterate y_t",
-            "lr above 2 / L (GD diverges)",
-        )
+        _check_inner_iterate(y_t, inner, x, y, steps, lr)
         value = scalar(outer(x_req, y_t), "outer")
         (result,) = torch.autograd.grad(value, x_req, allow_unused=True)
     counts.grad_inner += steps
@@ -115,6 +110,18 @@ def _gd_iterates(
             (grad_y,) = torch.autograd.grad(scalar(inner(x.detach(), y_leaf), "inner"), y_leaf)
         y_t = (y_leaf - lr * grad_y).detach()
         yield y_t
+
+
+def _check_inner_iterate(
+    y_last: torch.Tensor, inner: Objective, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float
+) -> None:
+    """Raise, naming the first non-finite GD step from ``y``, if y_T is not finite."""
+    check_finite_replayed(
+        y_last,
+        lambda: _gd_iterates(inner, x, y, steps, lr),
+        "ITD inner iterate y_t",
+        "lr above 2 / L (GD diverges)",
+    )
 
 
 def check_checkpoint(checkpoint: object, steps: int) -> None:
@@ -204,12 +211,7 @@ def _forward_with_checkpoints(
     for t, y_last in enumerate(_gd_iterates(inner, x, y0, steps, lr), start=1):
         if t % every == 0 and t < steps:
             checkpoints[t // every] = y_last
-    check_finite_replayed(
-        y_last,
-        lambda: _gd_iterates(inner, x, y, steps, lr),
-        "ITD inner iterate y_t",
-        "lr above 2 / L (GD diverges)",
-    )
+    _check_inner_iterate(y_last, inner, x, y, steps, lr)
     return checkpoints, y_last
 
 
@@ -353,12 +355,7 @@ def _itd_binomial(
         y_leaf, y_next = _taped_step(inner, x_leaf, y_t, lr)
         if lam is None:  # step T-1: its output is y_T, where lambda_T is taken
             y_last = y_next.detach()
-            check_finite_replayed(
-                y_last,
-                lambda: _gd_iterates(inner, x, y, steps, lr),
-                "ITD inner iterate y_t",
-                "lr above 2 / L (GD diverges)",
-            )
+            _check_inner_iterate(y_last, inner, x, y, steps, lr)
             estimate, lam = outer_gradients(outer, x, y_last, counts)
         d_x, lam = _pull_back(x_leaf, y_leaf, y_next, lam)
         estimate = estimate + d_x

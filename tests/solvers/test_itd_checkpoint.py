@@ -13,22 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from bilevel.analysis import QuadraticBilevel
-from bilevel.proofs_checks.instances import quadratic_objectives
 from bilevel.solvers import OracleCounts, hypergradient
 from bilevel.solvers.itd import checkpoint_interval
 
 from ._proc import proc_status_kib
+from ._small_quadratic import small_quadratic
 
 U64 = float(np.finfo(np.float64).eps)
-
-
-def _quadratic(seed: int = 0):
-    inst = QuadraticBilevel.random(3, 6, 10.0, seed)
-    outer, inner = quadratic_objectives(inst)
-    rng = np.random.default_rng(seed)
-    x, y = (torch.from_numpy(rng.standard_normal(k)) for k in (3, 6))
-    return outer, inner, x, y, 1.0 / float(inst.constants.L)
 
 
 @pytest.mark.parametrize("steps", [0, 1, 7, 20])
@@ -41,7 +32,7 @@ def test_every_checkpoint_interval_gives_plain_itds_value_and_counts(steps, chec
     T - ceil(T/k) iterates inside its segments without a graph, ``"auto"`` measures one step's
     graph with two more linearisations (when there is a step).
     """
-    outer, inner, x, y, lr = _quadratic()
+    outer, inner, x, y, lr = small_quadratic()
     plain = hypergradient(outer, inner, x, y, method="itd", steps=steps, lr=lr)
     counts = OracleCounts()
     ckpt = hypergradient(
@@ -103,7 +94,7 @@ def test_sqrt_interval_is_the_ceiling_of_the_square_root():
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "log", None, "Auto"])
 def test_bad_checkpoint_values_are_refused_before_work(bad):
-    outer, inner, x, y, lr = _quadratic()
+    outer, inner, x, y, lr = small_quadratic()
     calls = []
 
     def counting_inner(a, b):

@@ -7,14 +7,11 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bilevel.analysis import QuadraticBilevel
-from bilevel.proofs_checks.instances import quadratic_objectives
 from bilevel.solvers import ITDBiO, OracleCounts, hypergradient
 from bilevel.solvers.revolve import (
     Advance,
@@ -25,6 +22,8 @@ from bilevel.solvers.revolve import (
     least_advances,
     least_slots,
 )
+
+from ._small_quadratic import small_quadratic
 
 
 def _replay(steps: int, slots: int) -> tuple[list[int], int, int]:
@@ -100,14 +99,6 @@ def test_least_slots_is_the_binomial_floor():
         assert binomial_capacity(c, 2) >= steps > binomial_capacity(c - 1, 2) or c == 1
 
 
-def _quadratic(seed: int = 0):
-    inst = QuadraticBilevel.random(3, 6, 10.0, seed)
-    outer, inner = quadratic_objectives(inst)
-    rng = np.random.default_rng(seed)
-    x, y = (torch.from_numpy(rng.standard_normal(k)) for k in (3, 6))
-    return outer, inner, x, y, 1.0 / float(inst.constants.L)
-
-
 @pytest.mark.parametrize("steps", [0, 1, 2, 7, 20, 50])
 @pytest.mark.parametrize(
     "checkpoint",
@@ -118,7 +109,7 @@ def test_binomial_itd_gives_plain_itds_value_and_its_counted_cost(steps, checkpo
     """The same floating-point operations on the same iterates (recomputed ones are bitwise
     those of the forward pass, the reverse sum runs in the same order): plain ITD's value
     exactly. Counts: T taped steps and the schedule's advances t(T, c)."""
-    outer, inner, x, y, lr = _quadratic()
+    outer, inner, x, y, lr = small_quadratic()
     plain = hypergradient(outer, inner, x, y, method="itd", steps=steps, lr=lr)
     counts = OracleCounts()
     binomial = hypergradient(
@@ -138,7 +129,7 @@ def test_binomial_itd_gives_plain_itds_value_and_its_counted_cost(steps, checkpo
 def test_binomial_is_no_dearer_than_sqrt_segments_and_holds_fewer_iterates():
     """At T = 200: ``"sqrt"`` holds ceil(T/15) + 15 = 29 iterates for 586 inner gradients;
     ``"binomial"`` 19 for 200 + 379 = 579."""
-    outer, inner, x, y, lr = _quadratic()
+    outer, inner, x, y, lr = small_quadratic()
     used = {}
     for checkpoint in ("sqrt", "binomial"):
         counts = OracleCounts()
@@ -151,7 +142,7 @@ def test_binomial_is_no_dearer_than_sqrt_segments_and_holds_fewer_iterates():
 
 
 def test_itd_bio_runs_binomial_checkpoints_to_plain_itds_iterates():
-    outer, inner, x, y, lr = _quadratic()
+    outer, inner, x, y, lr = small_quadratic()
     short = dict(inner_steps=9, inner_lr=lr, outer_lr=0.05)
     plain, _ = ITDBiO(outer, inner, **short).run(x, y, iterations=5)
     binomial, _ = ITDBiO(outer, inner, checkpoint=BinomialCheckpoints(2), **short).run(
