@@ -275,8 +275,7 @@ def _pull_back_through_segment(
                 scalar(inner(x_leaf, y_t), "inner"), y_t, create_graph=True
             )
             y_t = y_t - lr * grad_y
-        d_x, d_y = torch.autograd.grad(y_t, (x_leaf, y_leaf), lam, allow_unused=True)
-    return (torch.zeros_like(x_leaf) if d_x is None else d_x), d_y
+    return _pull_back(x_leaf, y_leaf, y_t, lam)
 
 
 def _pull_back_step_by_step(
@@ -296,28 +295,9 @@ def _pull_back_step_by_step(
         segment[t] = y_t
     d_x = torch.zeros_like(x_leaf)
     for t in reversed(range(length)):
-        mixed_part, hess_part = _step_vjp(inner, x_leaf, segment[t], lam)
-        d_x = d_x - lr * mixed_part
-        lam = lam - lr * hess_part
+        step_d_x, lam = _pull_back(x_leaf, *_taped_step(inner, x_leaf, segment[t], lr), lam)
+        d_x = d_x + step_d_x
     return d_x, lam
-
-
-def _step_vjp(
-    inner: Objective, x_leaf: torch.Tensor, y_t: torch.Tensor, lam: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """((d^2 g/dx dy) lam, H lam) at (x, y_t), from one linearisation of grad_y g."""
-    y_leaf = y_t.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (grad_y,) = torch.autograd.grad(
-            scalar(inner(x_leaf, y_leaf), "inner"), y_leaf, create_graph=True
-        )
-    if not grad_y.requires_grad:  # grad_y g constant in (x, y)
-        return torch.zeros_like(x_leaf), torch.zeros_like(y_leaf)
-    parts = torch.autograd.grad(grad_y, (x_leaf, y_leaf), lam, allow_unused=True)
-    return tuple(
-        torch.zeros_like(leaf) if part is None else part
-        for leaf, part in zip((x_leaf, y_leaf), parts, strict=True)
-    )
 
 
 def _itd_binomial(
