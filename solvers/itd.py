@@ -319,7 +319,7 @@ def _itd_binomial(
     buffer = y0.new_empty((min(slots, steps), *y0.shape))
     buffer[0] = y0
     x_leaf = x.detach().requires_grad_(True)
-    in_hand = y0
+    in_hand: torch.Tensor | None = None  # the result of an Advance kept for the next Reverse
     estimate, lam, y_last, advanced = None, None, y0, 0
     for action in binomial_schedule(steps, len(buffer)):
         if isinstance(action, Advance):
