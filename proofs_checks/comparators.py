@@ -23,13 +23,26 @@ kappa, unit roundoff u of the dtype), times the number of steps of a recursion.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from .engine import InconclusiveError
 from .statistics import bonferroni_z_test, required_samples, spend
+
+__all__ = [
+    "InconclusiveError",
+    "UnbiasednessResult",
+    "assert_bias",
+    "assert_bias_exact",
+    "assert_close_to_closed_form",
+    "assert_expectation_exact",
+    "assert_unbiased",
+    "assert_unbiased_sequential",
+    "finite_vector",
+]
 
 
 @dataclass(frozen=True)
@@ -42,12 +55,35 @@ class UnbiasednessResult:
     statistic: float
     threshold: float
     alpha: float
+    power: float = float("nan")  # the bias detected with probability >= 1 - beta at this n
 
 
 def _as_vector(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64).reshape(-1)
+
+
+def finite_vector(value: Any, name: str) -> np.ndarray:
+    """``value`` as a float64 vector, or a ``ValueError`` naming ``name`` when any entry is NaN
+    or inf (a comparison with a non-finite target or outcome has no meaning: NaN compares
+    false with everything, so ``error > tol`` would silently pass)."""
+    vector = _as_vector(value)
+    bad = np.nonzero(~np.isfinite(vector))[0]
+    if bad.size:
+        raise ValueError(
+            f"{name} is not finite: entry {int(bad[0])} is {vector[bad[0]]} (of {vector.size}); "
+            "the computation that produced it diverged or was given NaN"
+        )
+    return vector
+
+
+def _check_generator(generator: Any) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (seeded, e.g. torch.Generator()."
+            f"manual_seed(0)), got {type(generator).__name__}"
+        )
 
 
 def _finite_draws(draws: np.ndarray) -> np.ndarray:
@@ -60,10 +96,6 @@ def _finite_draws(draws: np.ndarray) -> np.ndarray:
             "diverged or its input is not finite"
         )
     return draws
-
-
-class InconclusiveError(AssertionError):
-    """A sequential test used all its looks without deciding (raise the budget or the bias)."""
 
 
 def assert_close_to_closed_form(
@@ -81,7 +113,7 @@ def assert_close_to_closed_form(
     backward error a modest multiple c of u per step); u = eps(dtype) / 2. Returns the relative
     error. Raise c only with a derivation of the algorithm's constant.
     """
-    m, p = _as_vector(measured), _as_vector(predicted)
+    m, p = finite_vector(measured, "measured"), finite_vector(predicted, "predicted")
     if m.shape != p.shape:
         raise ValueError(f"measured has {m.size} entries, predicted {p.size}")
     if not condition_number >= 1:
@@ -106,12 +138,16 @@ def assert_expectation_exact(
     ``neglected_mass`` is the probability of the outcomes left out (a truncated enumeration);
     it must be covered by ``tol``, and the caller states why (a bound on the tail).
     """
-    target_v = _as_vector(target)
-    if not tol >= 0:
-        raise ValueError(f"tol must be a non-negative number, got {tol}")
+    target_v = finite_vector(target, "target")
+    if not (tol >= 0 and np.isfinite(tol)):
+        raise ValueError(f"tol must be a finite non-negative number, got {tol}")
+    if not (0 <= neglected_mass <= 1):
+        raise ValueError(f"neglected_mass must lie in [0, 1], got {neglected_mass}")
     total_p, mean = 0.0, np.zeros_like(target_v)
     for index, (prob, value) in enumerate(outcomes):
-        value_v = _as_vector(value)
+        if not (np.isfinite(prob) and 0 <= prob <= 1):
+            raise ValueError(f"outcome {index} has probability {prob}, not in [0, 1]")
+        value_v = finite_vector(value, f"outcome {index}")
         if value_v.shape != target_v.shape:
             raise ValueError(
                 f"outcome {index} has {value_v.size} coordinates, the target {target_v.size}"
@@ -156,10 +192,16 @@ def assert_unbiased(
             "the estimator's variance is infinite: a CLT-based test is invalid (use tier 0 or "
             "median-of-means)"
         )
-    if not detectable_bias > 0:
-        raise ValueError(f"detectable_bias must be > 0, got {detectable_bias}")
+    if not (detectable_bias > 0 and np.isfinite(detectable_bias)):
+        raise ValueError(f"detectable_bias must be a finite number > 0, got {detectable_bias}")
     if not 0 < alpha < 1 or not 0 < beta < 1:
         raise ValueError(f"alpha and beta must lie in (0, 1), got alpha={alpha}, beta={beta}")
+    if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 2:
+        raise ValueError(
+            f"pilot must be an int >= 2 (a standard deviation needs two draws), got {pilot}"
+        )
+    _check_generator(generator)
+    target = finite_vector(target, "target")
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     if sequential:
         return assert_unbiased_sequential(
@@ -183,6 +225,7 @@ def assert_unbiased(
         )
     samples = _finite_draws(np.stack([_as_vector(sample(generator)) for _ in range(n)]))
     measured, rejected = _z_test_result(samples, target_v, alpha, alpha)
+    measured = replace(measured, power=detectable_bias)
     if rejected:
         raise AssertionError(
             f"bias detected: max_j |mean_j - target_j| / (s_j / sqrt(n)) = {measured.statistic:.3g}"
@@ -196,7 +239,47 @@ def assert_bias(
     sample: Callable[[torch.Generator], Any], target: Any, bias: Any, **kwargs: Any
 ) -> UnbiasednessResult:
     """Tier 1 test that E[sample] = target + bias (a predicted, non-zero bias)."""
-    return assert_unbiased(sample, _as_vector(target) + _as_vector(bias), **kwargs)
+    shifted = finite_vector(target, "target") + finite_vector(bias, "bias")
+    return assert_unbiased(sample, shifted, **kwargs)
+
+
+def assert_bias_exact(
+    estimate: Any,
+    target: Any,
+    bias: Any,
+    *,
+    condition_number: float,
+    steps: int = 1,
+    c: float = 10.0,
+    dtype: torch.dtype = torch.float64,
+) -> float:
+    """A deterministic estimator's bias, estimate - target, against its closed form ``bias``.
+
+    A zero-variance estimate makes a z-test meaningless (any error, 4e-16 included, gives an
+    infinite statistic), so the bias is compared to rounding instead: ||(estimate - target) -
+    bias|| <= c * steps * kappa * u * max(||target||, 1), the envelope of
+    ``assert_close_to_closed_form``. That envelope is the comparison's power: a bias off by
+    more than it is refuted. Pair it with a control (the exact estimator against bias 0).
+    Returns the relative error.
+    """
+    e, t, b = (
+        finite_vector(v, n) for v, n in ((estimate, "estimate"), (target, "target"), (bias, "bias"))
+    )
+    if not e.shape == t.shape == b.shape:
+        raise ValueError(f"estimate, target and bias have {e.size}, {t.size}, {b.size} entries")
+    if not condition_number >= 1:
+        raise ValueError(f"condition_number must be >= 1, got {condition_number}")
+    unit = float(torch.finfo(dtype).eps) / 2
+    scale = max(float(np.linalg.norm(t)), 1.0)
+    error = float(np.linalg.norm((e - t) - b)) / scale
+    tol = c * max(steps, 1) * condition_number * unit
+    if not error <= tol:
+        raise AssertionError(
+            f"bias differs from its closed form by {error:.3e} (relative) > c * steps * kappa * "
+            f"u = {tol:.3e}; measured bias norm {float(np.linalg.norm(e - t)):.3e}, predicted "
+            f"{float(np.linalg.norm(b)):.3e}"
+        )
+    return error
 
 
 def assert_unbiased_sequential(
@@ -217,12 +300,13 @@ def assert_unbiased_sequential(
     z s_j / sqrt(n) is below ``detectable_bias`` in every coordinate (a bias that large would
     have been seen); ``InconclusiveError`` if the looks run out first.
     """
-    if not detectable_bias > 0:
-        raise ValueError(f"detectable_bias must be > 0, got {detectable_bias}")
+    if not (detectable_bias > 0 and np.isfinite(detectable_bias)):
+        raise ValueError(f"detectable_bias must be a finite number > 0, got {detectable_bias}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    _check_generator(generator)
     generator = torch.Generator().manual_seed(0) if generator is None else generator
-    target_v = _as_vector(target)
+    target_v = finite_vector(target, "target")
     looks = max(1, int(np.floor(np.log2(max_samples / first_look))) + 1)
     level = alpha / looks
     spend(alpha)  # once: the looks share it (each is run at alpha / looks, unrecorded)
@@ -241,7 +325,7 @@ def assert_unbiased_sequential(
                 f"split over {looks} looks); mean {measured.mean} vs target {target_v}"
             )
         if np.all(measured.half_width < detectable_bias):
-            return measured
+            return replace(measured, power=detectable_bias)
     raise InconclusiveError(
         f"no decision after {looks} looks (n = {len(draws)}): the interval half-width "
         f"{measured.half_width.max():.3g} is still above detectable_bias = {detectable_bias}"

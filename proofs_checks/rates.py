@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .engine import InconclusiveError
+
 #: relative slack for comparisons with bounds computed in float64.
 BOUND_SLACK = 1e-9
 
@@ -101,7 +103,12 @@ def assert_linear_rate(
             )
     window = np.nonzero((e < 0.1 * e[0]) & (e > 1e3 * floor))[0]
     if window.size < 3:
-        raise ValueError(
+        if e[-1] >= 0.1 * e[0] and rho ** float(k[-1]) < 1e-3:
+            raise AssertionError(
+                f"no decay: e_k stays above 0.1 e_0 up to k = {k[-1]} ({e[-1]:.3e} vs e_0 "
+                f"{e[0]:.3e}) where rho^k = {rho ** float(k[-1]):.1e} predicts a fall of 1000x"
+            )
+        raise InconclusiveError(
             f"only {window.size} errors lie between 0.1 e_0 and 1e3 x floor: run more steps "
             "or start farther from the solution"
         )

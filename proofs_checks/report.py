@@ -1,12 +1,17 @@
 """Writing the verification report: a terminal table, ``report.json`` and ``report.md``.
 
 ``report.json`` follows ``SCHEMA`` (also in ``docs/report-schema.json``, checked equal by the
-tests): ``{"schema": "bilevel-report/3", "grid": ..., "passed": bool, "false_alarm": {...},
-"claims": [row, ...]}``, one row per claim with the fields of ``runner.ClaimResult``.
+tests): ``{"schema": "bilevel-report/4", "grid": ..., "passed": bool, "false_alarm": {...},
+"mutants": {...}, "claims": [row, ...]}``, one row per claim with the fields of
+``runner.ClaimResult``: its ``outcome`` (holds / refuted / inconclusive / error), the ``power``
+of its comparison, the ``slots`` it checks, the ``implementations`` that replaced their
+defaults, and under ``--mutants`` the list ``mutants`` of the gallery's wrong implementations
+run against it, each ``{"id", "slot", "provenance", "outcome", "refuted", "measured"}``.
 ``false_alarm`` sums the false-alarm probabilities of every statistical test the claims ran (a
 union bound on the probability that any true claim is refuted by chance) against
 ``statistics.SUITE_FALSE_ALARM_BUDGET``. ``passed`` is true only if every claim expected to hold
-holds, every claim expected to fail fails, and the sum is within the budget.
+holds, every claim expected to fail fails, the sum is within the budget, and (with
+``--mutants``) every claim refuted each of its wrong implementations and has at least one.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import ClaimResult
 
-SCHEMA_ID = "bilevel-report/3"
+SCHEMA_ID = "bilevel-report/4"
 
 _ROW_FIELDS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "description": "claim id, <paper or topic>/<claim>"},
@@ -49,6 +54,42 @@ _ROW_FIELDS: dict[str, dict[str, Any]] = {
         "minimum": 0,
         "description": "sum of those tests' false-alarm probabilities",
     },
+    "outcome": {
+        "enum": ["holds", "refuted", "inconclusive", "error"],
+        "description": "the three verdicts, or error when a run or the judge failed",
+    },
+    "power": {
+        "type": "string",
+        "description": "the smallest violation the comparison detects w.p. >= 1 - 1e-6 (or its "
+        "rounding envelope)",
+    },
+    "slots": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "registry ids of the methods the claim checks (implementation slots)",
+    },
+    "implementations": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "slots replaced by --implementation: slot -> MODULE:ATTR",
+    },
+    "mutants": {
+        "type": "array",
+        "description": "wrong implementations run against the claim (--mutants)",
+        "items": {
+            "type": "object",
+            "required": ["id", "slot", "provenance", "outcome", "refuted", "measured"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "slot": {"type": "string"},
+                "provenance": {"type": "string", "description": "the bug class it stands for"},
+                "outcome": {"enum": ["holds", "refuted", "inconclusive", "error"]},
+                "refuted": {"type": "boolean"},
+                "measured": {"type": "string"},
+            },
+        },
+    },
 }
 
 SCHEMA: dict[str, Any] = {
@@ -56,7 +97,7 @@ SCHEMA: dict[str, Any] = {
     "$id": SCHEMA_ID,
     "title": "bilevel verification report",
     "type": "object",
-    "required": ["schema", "grid", "passed", "false_alarm", "claims"],
+    "required": ["schema", "grid", "passed", "false_alarm", "mutants", "claims"],
     "additionalProperties": False,
     "properties": {
         "schema": {"const": SCHEMA_ID},
@@ -74,6 +115,19 @@ SCHEMA: dict[str, Any] = {
             },
             "description": "the suite's statistical tests and the sum of their false-alarm "
             "probabilities (a union bound), against the budget",
+        },
+        "mutants": {
+            "type": "object",
+            "required": ["run", "total", "refuted", "claims_without"],
+            "additionalProperties": False,
+            "properties": {
+                "run": {"type": "boolean"},
+                "total": {"type": "integer", "minimum": 0},
+                "refuted": {"type": "integer", "minimum": 0},
+                "claims_without": {"type": "array", "items": {"type": "string"}},
+            },
+            "description": "the gallery run (--mutants): wrong implementations run and refuted, "
+            "and the claims that have none",
         },
         "claims": {
             "type": "array",
@@ -101,8 +155,10 @@ COLUMNS = (
     "predicted",
     "measured",
     "interval",
+    "power",
     "expect",
     "verdict",
+    "mutants",
     "seconds",
 )
 
@@ -115,10 +171,20 @@ def _row(result: ClaimResult) -> tuple[str, ...]:
         result.predicted,
         result.measured,
         result.interval,
+        result.power,
         result.expect,
-        "PASS" if result.passed else "FAIL",
+        ("PASS" if result.passed else "FAIL") + f" ({result.outcome})",
+        mutant_cell(result),
         f"{result.seconds:.2f}",
     )
+
+
+def mutant_cell(result: ClaimResult) -> str:
+    """ "refuted / run" of the claim's wrong implementations, "-" when none were run."""
+    if not result.mutants:
+        return "-"
+    refuted = sum(m["refuted"] for m in result.mutants)
+    return f"{refuted}/{len(result.mutants)}"
 
 
 def _clip(text: str, width: int) -> str:
@@ -134,7 +200,38 @@ def format_table(results: Sequence[ClaimResult], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(results: Sequence[ClaimResult], grid: str = "quick") -> str:
+def mutant_summary(results: Sequence[ClaimResult], run: bool) -> dict[str, Any]:
+    """How many wrong implementations were run and refuted, and which claims had none."""
+    rows = [m for r in results for m in r.mutants]
+    return {
+        "run": run,
+        "total": len(rows),
+        "refuted": sum(m["refuted"] for m in rows),
+        "claims_without": [r.id for r in results if run and not r.mutants],
+    }
+
+
+def mutant_line(results: Sequence[ClaimResult], run: bool) -> str:
+    if not run:
+        return "Wrong implementations: not run (bilevel verify --mutants runs the gallery)."
+    summary = mutant_summary(results, run)
+    survivors = [f"{r.id}: {m['id']}" for r in results for m in r.mutants if not m["refuted"]]
+    text = (
+        f"Wrong implementations: {summary['refuted']} of {summary['total']} refuted"
+        + (f"; survivors: {', '.join(survivors)}" if survivors else "")
+        + (
+            f"; claims with none: {', '.join(summary['claims_without'])}"
+            if summary["claims_without"]
+            else ""
+        )
+        + "."
+    )
+    return text
+
+
+def format_markdown(
+    results: Sequence[ClaimResult], grid: str = "quick", mutants: bool = False
+) -> str:
     """GitHub-flavoured Markdown table (cells unclipped; '|' escaped, newlines flattened)."""
     esc = [[c.replace("|", "\\|").replace("\n", " ") for c in _row(r)] for r in results]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -144,6 +241,7 @@ def format_markdown(results: Sequence[ClaimResult], grid: str = "quick") -> str:
         f"# bilevel verification report ({grid} grid)\n\n"
         + "\n".join(lines)
         + f"\n\n{passed} of {len(results)} claims passed. {false_alarm_line(results)}\n"
+        + f"\n{mutant_line(results, mutants)}\n"
         + f"\n{DETERMINISM_NOTE}\n"
     )
 
@@ -202,9 +300,7 @@ def latex_claims_table(payload: dict[str, Any]) -> str:
     ]
     for row in payload["claims"]:
         measured = row["measured"] + (f" ({row['interval']})" if row["interval"] else "")
-        verdict = ("holds" if row["holds"] else "refuted") + (
-            "" if row["passed"] else " (unexpected)"
-        )
+        verdict = row["outcome"] + ("" if row["passed"] else " (unexpected)")
         cells = (row["id"], row["source"], row["predicted"], measured, verdict)
         lines.append(" & ".join(latex_escape(cell) for cell in cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
@@ -216,21 +312,34 @@ def latex_claims_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_payload(results: Sequence[ClaimResult], grid: str) -> dict[str, Any]:
-    summary = false_alarm_summary(results)
+def report_passed(results: Sequence[ClaimResult], mutants: bool) -> bool:
+    """Every claim passed, the false-alarm sum is within budget, and with ``mutants`` every
+    claim has at least one wrong implementation and refuted each."""
+    ok = all(r.passed for r in results) and false_alarm_summary(results)["within_budget"]
+    if mutants:
+        ok = ok and all(r.mutants and all(m["refuted"] for m in r.mutants) for r in results)
+    return ok
+
+
+def report_payload(
+    results: Sequence[ClaimResult], grid: str, mutants: bool = False
+) -> dict[str, Any]:
     return {
         "schema": SCHEMA_ID,
         "grid": grid,
-        "passed": all(r.passed for r in results) and summary["within_budget"],
-        "false_alarm": summary,
+        "passed": report_passed(results, mutants),
+        "false_alarm": false_alarm_summary(results),
+        "mutants": mutant_summary(results, mutants),
         "claims": [r.as_dict() for r in results],
     }
 
 
-def write_report(results: Sequence[ClaimResult], out_dir: Path, grid: str) -> tuple[Path, Path]:
+def write_report(
+    results: Sequence[ClaimResult], out_dir: Path, grid: str, mutants: bool = False
+) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir``; return their paths."""
     json_path, md_path = Path(out_dir) / "report.json", Path(out_dir) / "report.md"
-    payload = report_payload(results, grid)
+    payload = report_payload(results, grid, mutants)
     atomic_write(json_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    atomic_write(md_path, format_markdown(results, grid))
+    atomic_write(md_path, format_markdown(results, grid, mutants))
     return json_path, md_path

@@ -8,6 +8,13 @@ every run whose file exists and executes only the others. Each record carries th
 content: an entry that fails to parse, fails its checksum or belongs to another run is reported,
 moved aside (``.corrupt``) and recomputed. ``fresh=True`` deletes the cache first. A run that raises is reported with its error and not cached, so it is retried next time.
 
+Implementation slots (``bilevel.proofs_checks.slots``): ``implementations`` maps slot ids to
+"module:attr" names that replace the registered defaults in every run of every claim using the
+slot; the names travel to the workers, which import them. Runs with replacements are cached
+under their own keys. ``mutants=True`` also runs each claim against each wrong implementation the
+gallery (``bilevel.proofs_checks.gallery``) lists for it, and records per claim whether each was
+refuted.
+
 With ``BILEVEL_RUN_LEDGER`` set to a file, each executed run appends ``executed <claim> <key>``
 and each saved run ``saved <claim> <key>``: the audit trail that shows no saved run was executed
 again.
@@ -25,7 +32,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,9 @@ from .report import atomic_write
 from .statistics import ledger
 
 LEDGER_ENV = "BILEVEL_RUN_LEDGER"
+
+#: replacements of implementation slots: ((slot, "module:attr"), ...), sorted by slot
+Overrides = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -51,11 +61,18 @@ class ClaimResult:
     measured: str
     interval: str
     holds: bool
-    passed: bool  # holds == (expect == "holds")
+    passed: (
+        bool  # the outcome is what the claim must do ("holds", or "refuted" if expected to fail)
+    )
     runs: int
     seconds: float  # sum over the claim's runs, as measured when each was executed
     statistical_tests: int = 0  # tests run by its measurements and its judge
     false_alarm: float = 0.0  # the sum of their false-alarm probabilities
+    outcome: str = "refuted"  # holds | refuted | inconclusive | error (a run or the judge failed)
+    power: str = ""  # the smallest violation the comparison detects
+    slots: list[str] = field(default_factory=list)  # registry ids of the methods checked
+    implementations: dict[str, str] = field(default_factory=dict)  # slots replaced by the user
+    mutants: list[dict[str, Any]] = field(default_factory=list)  # gallery runs (--mutants)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,14 +103,28 @@ def _ledger(line: str) -> None:
             handle.write(line + "\n")
 
 
-def execute_run(claim_id: str, params: Params, claims_modules: Sequence[str] = ()) -> dict:
-    """Worker entry point: ``{"measurement": ..., "seconds": ...}`` or ``{"error": ...}``."""
+def execute_run(
+    claim_id: str,
+    params: Params,
+    claims_modules: Sequence[str] = (),
+    implementations: Overrides = (),
+) -> dict:
+    """Worker entry point: ``{"measurement": ..., "seconds": ...}`` or ``{"error": ...}``; the
+    claim's slots named in ``implementations`` are replaced for the run."""
+    from .slots import using
+
     claim = {c.id: c for c in load_claims(claims_modules)}[claim_id]
     start = time.perf_counter()
     try:
-        with ledger() as used:
+        with ledger() as used, using(dict(implementations)):
             measurement = claim.measure(dict(params))
-        json.dumps(measurement)  # must be JSON: it is cached and reported
+        try:  # must be strict JSON: it is cached and reported (a bare NaN is not JSON)
+            json.dumps(measurement, allow_nan=False)
+        except ValueError as exc:
+            raise FloatingPointError(
+                f"the measurement of {claim_id} holds NaN or inf ({exc}): the measured method "
+                "diverged or produced a non-finite value"
+            ) from None
     except Exception as exc:  # a crash is a failed run, reported, never hidden
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return {"error": detail}
@@ -102,9 +133,18 @@ def execute_run(claim_id: str, params: Params, claims_modules: Sequence[str] = (
     return {"measurement": measurement, "seconds": seconds, "statistics": used}
 
 
-def cache_path(out_dir: Path, claim_id: str, params: Params) -> Path:
+def variant_key(params: Params, implementations: Overrides = ()) -> str:
+    """The run's cache key: ``run_key(params)``, or with slots replaced a key of both."""
+    if not implementations:
+        return run_key(params)
+    return run_key({"params": params, "implementations": dict(implementations)})
+
+
+def cache_path(
+    out_dir: Path, claim_id: str, params: Params, implementations: Overrides = ()
+) -> Path:
     safe = claim_id.replace("/", "__")
-    return out_dir / "runs" / safe / f"{run_key(params)}.json"
+    return out_dir / "runs" / safe / f"{variant_key(params, implementations)}.json"
 
 
 def record_checksum(record: dict) -> str:
@@ -113,7 +153,9 @@ def record_checksum(record: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def cache_problem(path: Path, claim_id: str, params: Params) -> tuple[dict | None, str | None]:
+def cache_problem(
+    path: Path, claim_id: str, params: Params, implementations: Overrides = ()
+) -> tuple[dict | None, str | None]:
     """(record, None) for a sound cache entry, (None, None) when absent, (None, reason) when the
     entry is corrupt: not JSON, a checksum that does not match its content, or a record of
     another claim or parameter set (a file copied or renamed by hand)."""
@@ -133,13 +175,17 @@ def cache_problem(path: Path, claim_id: str, params: Params) -> tuple[dict | Non
         return None, "checksum does not match the content"
     if record.get("claim") != claim_id or record.get("params") != json.loads(json.dumps(params)):
         return None, "record of another claim or parameter set"
+    if record.get("implementations", {}) != dict(implementations):
+        return None, "record of other implementations"
     return record, None
 
 
-def _load_cached(path: Path, claim_id: str, params: Params) -> dict | None:
+def _load_cached(
+    path: Path, claim_id: str, params: Params, implementations: Overrides = ()
+) -> dict | None:
     """The cached record, or None; a corrupt entry is reported on stderr (and in the ledger),
     moved aside to ``<name>.corrupt`` for inspection, and so recomputed."""
-    record, problem = cache_problem(path, claim_id, params)
+    record, problem = cache_problem(path, claim_id, params, implementations)
     if problem is not None:
         print(
             f"bilevel: cache entry {path} is corrupt ({problem}); recomputing it",
@@ -162,6 +208,23 @@ class InProcessExecutor(Executor):
         return future
 
 
+def _variants(
+    claim: Claim, implementations: Overrides, mutants: bool
+) -> list[tuple[Overrides, Any]]:
+    """(overrides, mutant or None) for each variant of ``claim`` to run: the claim with the
+    user's replacements of its own slots, then one per gallery mutant when ``mutants``."""
+    own = tuple(sorted((s, t) for s, t in implementations if s in claim.slots))
+    variants: list[tuple[Overrides, Any]] = [(own, None)]
+    if mutants:
+        from .gallery import mutants_for
+
+        for mutant in mutants_for(claim):
+            merged = dict(own)
+            merged[mutant.slot] = mutant.target
+            variants.append((tuple(sorted(merged.items())), mutant))
+    return variants
+
+
 def run_claims(
     claims: Sequence[Claim],
     out_dir: Path,
@@ -171,22 +234,33 @@ def run_claims(
     fresh: bool = False,
     progress: bool = True,
     claims_modules: Sequence[str] = (),
+    implementations: Overrides | dict[str, str] = (),
+    mutants: bool = False,
 ) -> list[ClaimResult]:
-    """Execute the missing runs of ``claims`` on ``executor``, then judge every claim."""
+    """Execute the missing runs of ``claims`` on ``executor``, then judge every claim.
+
+    ``implementations`` ({slot: "module:attr"}) replaces slots in every claim that uses them;
+    ``mutants`` also runs every claim against each of its gallery's wrong implementations and
+    fills ``ClaimResult.mutants`` with whether each was refuted."""
     out_dir = Path(out_dir)
+    if isinstance(implementations, dict):
+        implementations = tuple(sorted(implementations.items()))
     if fresh and (out_dir / "runs").exists():
         shutil.rmtree(out_dir / "runs")
     executor = InProcessExecutor() if executor is None else executor
+    plan = [(claim, _variants(claim, implementations, mutants)) for claim in claims]
     results: dict[tuple[str, str], dict] = {}
-    pending: list[tuple[Claim, Params]] = []
-    for claim in claims:
-        for params in claim.runs(grid):
-            cached = _load_cached(cache_path(out_dir, claim.id, params), claim.id, params)
-            if cached is not None:
-                results[claim.id, run_key(params)] = cached
-            else:
-                pending.append((claim, params))
-    total = sum(len(c.runs(grid)) for c in claims)
+    pending: list[tuple[Claim, Params, Overrides]] = []
+    for claim, variants in plan:
+        for overrides, _ in variants:
+            for params in claim.runs(grid):
+                path = cache_path(out_dir, claim.id, params, overrides)
+                cached = _load_cached(path, claim.id, params, overrides)
+                if cached is not None:
+                    results[claim.id, variant_key(params, overrides)] = cached
+                else:
+                    pending.append((claim, params, overrides))
+    total = sum(len(c.runs(grid)) * len(v) for c, v in plan)
     bar = tqdm(
         total=total,
         initial=total - len(pending),
@@ -196,39 +270,77 @@ def run_claims(
         file=sys.stderr,
     )
     futures = {
-        executor.submit(execute_run, claim.id, params, tuple(claims_modules)): (claim, params)
-        for claim, params in pending
+        executor.submit(execute_run, claim.id, params, tuple(claims_modules), overrides): (
+            claim,
+            params,
+            overrides,
+        )
+        for claim, params, overrides in pending
     }
     for future in as_completed(futures):
-        claim, params = futures[future]
+        claim, params, overrides = futures[future]
         try:
             outcome = future.result()
         except Exception as exc:  # the worker itself died (not the measurement)
             outcome = {"error": f"{type(exc).__name__}: {exc}"}
-        key = run_key(params)
+        key = variant_key(params, overrides)
         if "error" not in outcome:
             record = {"claim": claim.id, "params": params, **outcome}
+            if overrides:
+                record["implementations"] = dict(overrides)
             record["checksum"] = record_checksum(record)
             atomic_write(
-                cache_path(out_dir, claim.id, params), json.dumps(record, sort_keys=True) + "\n"
+                cache_path(out_dir, claim.id, params, overrides),
+                json.dumps(record, sort_keys=True) + "\n",
             )
             _ledger(f"saved {claim.id} {key}")
         results[claim.id, key] = outcome
         bar.set_postfix_str(claim.id[-40:])
         bar.update()
     bar.close()
-    return [_judge(claim, grid, results) for claim in claims]
+    return [_judge_with_mutants(claim, grid, results, variants) for claim, variants in plan]
 
 
-def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> ClaimResult:
+def mutant_refuted(claim: Claim, outcome: str) -> bool:
+    """A wrong implementation is refuted when the claim's verdict with it turns against it:
+    "refuted" for a claim expected to hold ("holds" for one expected to fail). An inconclusive
+    verdict or a crashed run does not count: the claim must decide."""
+    return outcome == ("refuted" if claim.expect == "holds" else "holds")
+
+
+def _judge_with_mutants(
+    claim: Claim, grid: str, results: dict[tuple[str, str], dict], variants
+) -> ClaimResult:
+    (own, _), *others = variants
+    result = _judge(claim, grid, results, own)
+    rows = []
+    for overrides, mutant in others:
+        judged_mutant = _judge(claim, grid, results, overrides)
+        rows.append(
+            {
+                "id": mutant.id,
+                "slot": mutant.slot,
+                "provenance": mutant.provenance,
+                "outcome": judged_mutant.outcome,
+                "refuted": mutant_refuted(claim, judged_mutant.outcome),
+                "measured": judged_mutant.measured,
+            }
+        )
+    return replace(result, mutants=rows)
+
+
+def _judge(
+    claim: Claim, grid: str, results: dict[tuple[str, str], dict], overrides: Overrides = ()
+) -> ClaimResult:
     params = claim.runs(grid)
-    outcomes = [results[claim.id, run_key(p)] for p in params]
+    outcomes = [results[claim.id, variant_key(p, overrides)] for p in params]
     errors = [o["error"] for o in outcomes if "error" in o]
     seconds = sum(o.get("seconds", 0.0) for o in outcomes)
     tests = sum(int(o.get("statistics", {}).get("tests", 0)) for o in outcomes)
     alpha = sum(float(o.get("statistics", {}).get("alpha", 0.0)) for o in outcomes)
+    outcome = "error"
     if errors:
-        verdict = Verdict("(not judged)", f"{len(errors)} run(s) failed: {errors[0]}", False)
+        verdict = Verdict("(not judged)", f"{len(errors)} run(s) failed: {errors[0]}", "refuted")
         passed = False
     else:
         measurements: list[Measurement] = [o["measurement"] for o in outcomes]
@@ -236,10 +348,11 @@ def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> Cla
             with ledger() as used:
                 verdict = claim.judge(params, measurements)
         except Exception as exc:  # a broken judge is a failed claim, reported
-            verdict = Verdict("(judge crashed)", f"{type(exc).__name__}: {exc}", False)
+            verdict = Verdict("(judge crashed)", f"{type(exc).__name__}: {exc}", "refuted")
             passed = False
         else:
-            passed = verdict.holds == (claim.expect == "holds")
+            passed = claim.passes(verdict)
+            outcome = verdict.outcome
             tests, alpha = tests + int(used["tests"]), alpha + used["alpha"]
     return ClaimResult(
         claim.id,
@@ -256,4 +369,8 @@ def _judge(claim: Claim, grid: str, results: dict[tuple[str, str], dict]) -> Cla
         round(seconds, 3),
         tests,
         alpha,
+        outcome=outcome,
+        power=verdict.power,
+        slots=list(claim.slots),
+        implementations=dict(overrides),
     )

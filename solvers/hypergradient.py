@@ -11,8 +11,10 @@ and differs only in how v is obtained:
 - ``"exact"``: dense solve v = H^-1 b (small problems; refuses above ``DENSE_MAX_DIM``).
 - ``"cg"`` (``steps=K``, ``v0=None``, ``tol=None``): K conjugate-gradient iterations from v_0.
 - ``"neumann"`` (``steps=Q``, ``lr=eta``): v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b.
-- ``"rt"`` (``p``, ``lr=eta``, ``mu``, ``L=None``, ``generator``): randomized truncation, unbiased
-  for the ``"exact"`` value; refuses configurations with infinite variance.
+- ``"rt"`` (``p``, ``lr=eta``, ``mu``, ``L=None``, ``generator``, ``level=None``): randomized
+  truncation, unbiased for the ``"exact"`` value; refuses configurations with infinite
+  variance. ``level=n`` returns the estimate given the truncation level N = n (no draw; it
+  occurs with probability p (1 - p)^n), for exact expectations over N.
 - ``"fo"``: v = 0, the first-order estimate grad_x f(x, y).
 - ``"itd"`` (``steps=T``, ``lr=alpha``, ``checkpoint=False``): reverse mode through T steps of GD
   on g from ``y`` (held constant in x): d/dx f(x, y_T(x)); ``checkpoint`` = True, an int k,
@@ -52,7 +54,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "exact": {},
     "cg": {"steps": None, "v0": None, "tol": None},
     "neumann": {"steps": None, "lr": None},
-    "rt": {"p": None, "lr": None, "mu": None, "L": None, "generator": None},
+    "rt": {"p": None, "lr": None, "mu": None, "L": None, "generator": None, "level": None},
     "fo": {},
     "itd": {"steps": None, "lr": None, "checkpoint": False},
     "stocbio": {"steps": None, "lr": None, "sampler": None, "generator": None, "variant": "paper"},
@@ -92,6 +94,8 @@ def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         linear_solvers.check_finite_variance(
             resolved["lr"], resolved["p"], resolved["mu"], resolved["L"]
         )
+        if resolved["level"] is not None:
+            check_steps(resolved["level"], "level")
     return resolved
 
 
@@ -194,6 +198,10 @@ def _estimate(
         )
     elif method == "neumann":
         v = linear_solvers.neumann(oracle, grad_y_f, opts["steps"], opts["lr"])
+    elif opts["level"] is not None:  # "rt" given its level N
+        v = linear_solvers.truncated_series_at_level(
+            oracle, grad_y_f, opts["lr"], opts["p"], opts["level"]
+        )
     else:  # "rt" (its variance condition was checked with the options)
         v = linear_solvers.randomized_truncation(
             oracle, grad_y_f, opts["lr"], opts["p"], opts["generator"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bilevel.proofs_checks.engine import InconclusiveError
+
 from bilevel.proofs_checks.rates import (
     assert_bound_holds,
     assert_complexity_exponent,
@@ -28,8 +30,16 @@ def test_linear_rate_true_and_wrong() -> None:
         assert_linear_rate(errors, 0.8)  # log 0.9 / log 0.8 = 0.47
     with pytest.raises(AssertionError, match="bound e_k <= C rho"):
         assert_linear_rate(errors, 0.9, constant=0.5)
-    with pytest.raises(ValueError, match="only 2 errors"):
+    with pytest.raises(InconclusiveError, match="only 2 errors"):
         assert_linear_rate(errors[:19], 0.9)
+
+
+def test_linear_rate_no_decay_is_a_refutation_not_inconclusive() -> None:
+    """A stalled error where the prediction falls 1000x is evidence against the rate."""
+    flat = np.ones(200)
+    with pytest.raises(AssertionError, match="no decay") as caught:
+        assert_linear_rate(flat, 0.9)
+    assert not isinstance(caught.value, InconclusiveError)
 
 
 def test_bound_holds_and_its_violation_is_located() -> None:

@@ -1,0 +1,78 @@
+r"""The gallery of wrong implementations: realistic bugs, each registered against a slot.
+
+Every claim must refute at least one wrong implementation of a method it checks (``bilevel
+verify --mutants`` runs them; a claim that refutes none is a defect). A ``Mutant`` names its
+slot (a registry id of ``bilevel.solvers.registry`` or a ground-truth slot of
+``bilevel.proofs_checks.slots``), the wrong implementation as "module:attr" (it has the
+default's call signature, so it can also be passed by hand: ``bilevel verify --implementation
+cg=bilevel.proofs_checks.gallery.estimators:cg_old_residual``), one line of provenance (the bug
+class it stands for) and the claims that must refute it.
+
+The modules hold the implementations, grouped by the slots they replace: ``estimators``
+(hypergradient estimators), ``outer`` (outer algorithms), ``meta`` (meta-learning and UFOM),
+``ground_truth`` (closed forms of ``bilevel.analysis``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine import Claim
+
+_G = "bilevel.proofs_checks.gallery"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A planted wrong implementation of ``slot`` that each claim in ``claims`` must refute."""
+
+    id: str
+    slot: str
+    target: str
+    provenance: str
+    claims: tuple[str, ...]
+
+
+def _m(id: str, slot: str, target: str, provenance: str, *claims: str) -> Mutant:
+    return Mutant(id, slot, f"{_G}.{target}", provenance, claims)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    # --- hypergradient estimators -------------------------------------------------------
+    _m("cg-old-residual", "cg", "estimators:cg_old_residual",
+       "CG direction from the previous residual (shipped in a popular meta-learning library)",
+       "ji2021/aid-cg-rate", "ji2021/aid-cg-error-bound"),
+    _m("cg-skipped-solve", "cg", "estimators:cg_skipped_solve",
+       "linear solve skipped (v = 0) while the HVPs are still spent",
+       "ji2021/aid-cg-error-bound", "lower-bounds/cg-zero-chain"),
+    _m("cg-steepest-descent", "cg", "estimators:cg_steepest_descent",
+       "conjugation dropped (beta = 0): steepest descent sold as CG",
+       "ji2021/cg-hvp-complexity", "ji2021/aid-cg-rate"),
+    _m("cg-dense-miscounted", "cg", "estimators:cg_dense_miscounted",
+       "a dense solve reported as one HVP (oracle miscount)",
+       "lower-bounds/cg-zero-chain"),
+    _m("neumann-one-term-short", "neumann", "estimators:neumann_one_term_short",
+       "Neumann series one term short (off-by-one loop bound)",
+       "ji2021/aid-neumann-linear-rate"),
+    _m("neumann-naive-powers", "neumann", "estimators:neumann_naive_powers",
+       "each power (I - eta H)^q b recomputed from b: Q^2 / 2 HVPs",
+       "ji2021/neumann-hvp-complexity"),
+    _m("itd-one-step-short", "itd", "estimators:itd_one_step_short",
+       "ITD taping T - 1 of its T inner steps",
+       "ji2021/itd-error-closed-form"),
+    _m("itd-checkpoint-off-by-one", "itd", "estimators:itd_checkpoint_segment_off_by_one",
+       "checkpointed ITD recomputing segments one step short (plain ITD correct)",
+       "ji2021/itd-error-closed-form"),
+)  # fmt: skip
+
+
+def mutants_for(claim: Claim) -> list[Mutant]:
+    """The gallery's wrong implementations that ``claim`` must refute (slots it checks only)."""
+    chosen = [m for m in MUTANTS if claim.id in m.claims]
+    for mutant in chosen:
+        if mutant.slot not in claim.slots:
+            raise ValueError(
+                f"mutant {mutant.id} replaces slot {mutant.slot!r}, which claim {claim.id} does "
+                f"not use (its slots: {', '.join(claim.slots) or 'none'})"
+            )
+    return chosen
