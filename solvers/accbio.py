@@ -78,7 +78,7 @@ class AccBiO:
 
     def step(self, state: AccBiOState) -> AccBiOState:
         z, counts, k = state.z, state.counts, state.iteration
-        m_y = _momentum(self.kappa_y)
+        m_y = self.inner_momentum()
         y_prev = w = state.y
         for _ in range(self.inner_steps):
             y_next = w - self.inner_lr * inner_gradient(self.inner, z, w, counts)
@@ -90,9 +90,16 @@ class AccBiO:
         v = linear_solvers.conjugate_gradient(oracle, grad_y_f, self.solver_steps, state.v, 0.0)
         x_next = z - self.outer_lr * (grad_x_f - oracle.mixed(v))
         check_finite(x_next, "AccBiO outer iterate x", k + 1, "outer_lr above 1 / L_Phi")
-        m_k = _momentum(self.kappa_x) if self.kappa_x is not None else (k - 1) / (k + 2)
-        z_next = x_next + max(m_k, 0.0) * (x_next - state.x)
+        z_next = x_next + self.outer_momentum(k) * (x_next - state.x)
         return AccBiOState(x_next, y, k + 1, counts, z=z_next, v=v)
+
+    def inner_momentum(self) -> float:
+        """m_y = (sqrt(kappa_y) - 1)/(sqrt(kappa_y) + 1)."""
+        return _momentum(self.kappa_y)
+
+    def outer_momentum(self, k: int) -> float:
+        """m_k = (sqrt(kappa_x) - 1)/(sqrt(kappa_x) + 1), or max((k - 1)/(k + 2), 0) (C-SC)."""
+        return _momentum(self.kappa_x) if self.kappa_x is not None else max((k - 1) / (k + 2), 0.0)
 
     def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
         """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""

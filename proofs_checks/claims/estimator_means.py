@@ -32,7 +32,7 @@ from ..instances import (
     quadratic_objectives,
 )
 from ..statistics import bonferroni_threshold, spend
-from .randomized_truncation import SETUP, _problem
+from .randomized_truncation import SETUP, setup_problem
 
 #: false-alarm probability of the claim: two-sided z-tests on the 4 estimators, Bonferroni
 ALPHA = 1e-6
@@ -60,7 +60,7 @@ def _meta_sampler(params: Params):
 
 
 def _bilevel_sampler(params: Params):
-    inst, x, y, target, mu, L = _problem(SETUP)
+    inst, x, y, target, mu, L = setup_problem(SETUP)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     outer, inner = quadratic_objectives(inst)
     f_b, g_b, batches = noisy_quadratic_objectives(inst, 0.3)

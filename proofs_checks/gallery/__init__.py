@@ -63,6 +63,25 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("itd-checkpoint-off-by-one", "itd", "estimators:itd_checkpoint_segment_off_by_one",
        "checkpointed ITD recomputing segments one step short (plain ITD correct)",
        "ji2021/itd-error-closed-form"),
+    _m("rt-unweighted", "rt", "estimators:rt_unweighted",
+       "randomized truncation without the 1 / P(N >= q) reweighting",
+       "estimators/rt-unbiased-exact", "estimators/rt-unbiased-ztest"),
+    _m("rt-weight-off-by-one", "rt", "estimators:rt_weight_off_by_one",
+       "terms weighted by 1 / P(N > q) instead of 1 / P(N >= q)",
+       "estimators/rt-unbiased-exact", "estimators/rt-unbiased-ztest"),
+    _m("fo-identity-hessian", "fo", "estimators:fo_identity_hessian",
+       "first-order estimate keeping the mixed term with H replaced by I",
+       "estimators/fo-bias-closed-form"),
+    _m("neumann-one-term-short-bias", "neumann", "estimators:neumann_one_term_short",
+       "Neumann series one term short (off-by-one loop bound)",
+       "estimators/neumann-q3-bias-closed-form"),
+    # --- outer algorithms ---------------------------------------------------------------
+    _m("accbio-momentum-off", "accbio", "outer:AccBiOMomentumOff",
+       "AccBiO with the outer momentum off (gradient descent)",
+       "lower-bounds/accbio-zero-chain"),
+    _m("accbio-kappa-momentum", "accbio", "outer:AccBiOKappaMomentum",
+       "AccBiO momentum (kappa - 1)/(kappa + 1) for (sqrt kappa - 1)/(sqrt kappa + 1)",
+       "lower-bounds/accbio-zero-chain"),
 )  # fmt: skip
 
 
