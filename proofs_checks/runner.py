@@ -180,12 +180,30 @@ def cache_problem(
     return record, None
 
 
+def code_fingerprint(claim: Claim) -> str:
+    """SHA-256 (16 hex digits) of the source of the module that defines the claim's measure: a
+    cached run measured by other code is stale and is recomputed (edits to a claim never reuse
+    its old measurements)."""
+    import inspect
+
+    module = inspect.getmodule(claim.measure)
+    try:
+        source = inspect.getsource(module) if module is not None else claim.id
+    except (OSError, TypeError):  # no source on disk (e.g. defined interactively)
+        source = claim.id
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
 def _load_cached(
-    path: Path, claim_id: str, params: Params, implementations: Overrides = ()
+    path: Path, claim_id: str, params: Params, implementations: Overrides = (), code: str = ""
 ) -> dict | None:
     """The cached record, or None; a corrupt entry is reported on stderr (and in the ledger),
-    moved aside to ``<name>.corrupt`` for inspection, and so recomputed."""
+    moved aside to ``<name>.corrupt`` for inspection, and so recomputed. A sound record whose
+    ``code`` fingerprint differs from ``code`` is stale: recomputed, and overwritten then."""
     record, problem = cache_problem(path, claim_id, params, implementations)
+    if record is not None and code and record.get("code", "") != code:
+        _ledger(f"stale {claim_id} {run_key(params)}")
+        return None
     if problem is not None:
         print(
             f"bilevel: cache entry {path} is corrupt ({problem}); recomputing it",
@@ -249,13 +267,14 @@ def run_claims(
         shutil.rmtree(out_dir / "runs")
     executor = InProcessExecutor() if executor is None else executor
     plan = [(claim, _variants(claim, implementations, mutants)) for claim in claims]
+    codes = {claim.id: code_fingerprint(claim) for claim in claims}
     results: dict[tuple[str, str], dict] = {}
     pending: list[tuple[Claim, Params, Overrides]] = []
     for claim, variants in plan:
         for overrides, _ in variants:
             for params in claim.runs(grid):
                 path = cache_path(out_dir, claim.id, params, overrides)
-                cached = _load_cached(path, claim.id, params, overrides)
+                cached = _load_cached(path, claim.id, params, overrides, codes[claim.id])
                 if cached is not None:
                     results[claim.id, variant_key(params, overrides)] = cached
                 else:
@@ -285,7 +304,7 @@ def run_claims(
             outcome = {"error": f"{type(exc).__name__}: {exc}"}
         key = variant_key(params, overrides)
         if "error" not in outcome:
-            record = {"claim": claim.id, "params": params, **outcome}
+            record = {"claim": claim.id, "params": params, "code": codes[claim.id], **outcome}
             if overrides:
                 record["implementations"] = dict(overrides)
             record["checksum"] = record_checksum(record)

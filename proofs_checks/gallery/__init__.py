@@ -82,6 +82,25 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("accbio-kappa-momentum", "accbio", "outer:AccBiOKappaMomentum",
        "AccBiO momentum (kappa - 1)/(kappa + 1) for (sqrt kappa - 1)/(sqrt kappa + 1)",
        "lower-bounds/accbio-zero-chain"),
+    _m("aid-bio-stale-inner-iterate", "aid-bio", "outer:AIDBiOStaleInnerIterate",
+       "hypergradient taken at the inner iterate before this iteration's inner steps",
+       "ji2021/aid-bio-linear-rate"),
+    _m("itd-bio-outer-step-rescaled", "itd-bio", "outer:ITDBiOOuterStepRescaled",
+       "outer step divided by 1000 (a step size rescaled twice)",
+       "ji2022-loops/itd-no-loop-limit"),
+    _m("fo-itd-bio-flag-ignored", "itd-bio", "outer:ITDBiOFirstOrderIgnored",
+       "FO-ITD-BiO's first_order flag not passed through (full ITD-BiO runs)",
+       "ji2021/fo-itd-bio-biased-limit"),
+    # --- meta-learning ------------------------------------------------------------------
+    _m("maml-as-fomaml", "maml", "meta:maml_as_fomaml",
+       "MAML's adaptation Jacobian dropped (FO-MAML returned for MAML)",
+       "ji2022-maml/meta-gradient-closed-form"),
+    _m("anil-adapts-body", "maml", "meta:anil_adapts_body",
+       "ANIL adapting the body too (adapt_keys not passed on)",
+       "ji2022-maml/anil-adapts-head-only"),
+    _m("meta-train-ascent", "meta-train", "meta:meta_train_ascent",
+       "meta-update with its sign flipped (theta + lr g)",
+       "ji2022-maml/sinusoid-meta-training"),
 )  # fmt: skip
 
 

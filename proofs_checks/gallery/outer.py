@@ -4,9 +4,12 @@ one realistic bug in the method it overrides. Test doubles for ``bilevel verify 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bilevel.solvers.accbio import AccBiO
+from bilevel.solvers.aid_bio import AIDBiO, AIDBiOState
+from bilevel.solvers.itd_bio import ITDBiO, ITDBiOState
+from bilevel.solvers.oracles import SecondOrderOracle, outer_gradients
 
 
 @dataclass(frozen=True)
@@ -25,3 +28,36 @@ class AccBiOKappaMomentum(AccBiO):
         if self.kappa_x is None:
             return super().outer_momentum(k)
         return (self.kappa_x - 1) / (self.kappa_x + 1)
+
+
+@dataclass(frozen=True)
+class AIDBiOStaleInnerIterate(AIDBiO):
+    """AID-BiO whose hypergradient is taken at the inner iterate *before* this iteration's D
+    inner steps (the stale y), while y itself is updated."""
+
+    def step(self, state: AIDBiOState) -> AIDBiOState:
+        stale = state.y
+        fresh = super().step(state)
+        x, counts = state.x, fresh.counts
+        grad_x_f, _ = outer_gradients(self.outer, x, stale, counts)
+        oracle = SecondOrderOracle(self.inner, x, stale, counts)
+        v = fresh.v
+        x_next = x - self.outer_lr * (grad_x_f - oracle.mixed(v))
+        return AIDBiOState(x_next, fresh.y, fresh.iteration, counts, v)
+
+
+@dataclass(frozen=True)
+class ITDBiOFirstOrderIgnored(ITDBiO):
+    """FO-ITD-BiO whose ``first_order`` flag is not passed through: it runs full ITD-BiO."""
+
+    def step(self, state: ITDBiOState) -> ITDBiOState:
+        return ITDBiO.step(replace(self, first_order=False), state)
+
+
+@dataclass(frozen=True)
+class ITDBiOOuterStepRescaled(ITDBiO):
+    """ITD-BiO whose outer step is divided by 1000 (a step size rescaled twice, e.g. by a batch
+    size already folded into the loss)."""
+
+    def step(self, state: ITDBiOState) -> ITDBiOState:
+        return ITDBiO.step(replace(self, outer_lr=self.outer_lr / 1000), state)

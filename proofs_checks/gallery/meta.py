@@ -1,0 +1,86 @@
+r"""Wrong meta-learning implementations (MAML / FO-MAML / ANIL, meta-training): each has its
+slot's default signature and one realistic bug. Test doubles for ``bilevel verify --mutants``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bilevel.solvers.maml import meta_gradient
+
+
+def maml_as_fomaml(
+    params, support_loss, query_loss, tasks, *, steps, lr, method="maml", adapt_keys=None
+) -> Any:
+    """MAML whose adaptation Jacobian is dropped (computes FO-MAML when asked for MAML)."""
+    method = "fomaml" if method == "maml" else method
+    return meta_gradient(
+        params,
+        support_loss,
+        query_loss,
+        tasks,
+        steps=steps,
+        lr=lr,
+        method=method,
+        adapt_keys=adapt_keys,
+    )
+
+
+def anil_adapts_body(
+    params, support_loss, query_loss, tasks, *, steps, lr, method="maml", adapt_keys=None
+) -> Any:
+    """ANIL that adapts every parameter, the body included (``adapt_keys`` not passed on)."""
+    if method == "anil":
+        method, adapt_keys = "maml", None
+    return meta_gradient(
+        params,
+        support_loss,
+        query_loss,
+        tasks,
+        steps=steps,
+        lr=lr,
+        method=method,
+        adapt_keys=adapt_keys,
+    )
+
+
+def meta_train_ascent(
+    params,
+    support_loss,
+    query_loss,
+    sample_tasks,
+    generator,
+    *,
+    iterations,
+    steps,
+    lr,
+    meta_lr,
+    method="maml",
+    adapt_keys=None,
+) -> Any:
+    """Meta-training with the meta-update's sign flipped (theta + meta_lr * g)."""
+    from torch.func import vmap
+
+    from bilevel.solvers.maml import adapt
+
+    theta = {k: v.detach().clone() for k, v in params.items()}
+    losses = []
+    for _ in range(iterations):
+        tasks = sample_tasks(generator)
+
+        def adapted_loss(support, query, theta=theta):
+            return query_loss(adapt(theta, support_loss, support, steps, lr, adapt_keys), query)
+
+        losses.append(float(vmap(adapted_loss)(*tasks).mean()))
+        gradient = meta_gradient(
+            theta,
+            support_loss,
+            query_loss,
+            tasks,
+            steps=steps,
+            lr=lr,
+            method=method,
+            adapt_keys=adapt_keys,
+        )
+        theta = {k: v + meta_lr * gradient[k] for k, v in theta.items()}
+    return theta, losses
