@@ -40,7 +40,7 @@ import torch
 from bilevel.analysis import QuadraticBilevel
 from bilevel.solvers import OracleCounts
 
-from ..budgets import BudgetedCounts, OracleBudgetExceeded
+from ..budgets import BudgetedCounts, OracleBudgetError
 from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import quadratic_objectives
 from ..rates import assert_bound_holds, assert_complexity_exponent, assert_linear_rate
@@ -283,7 +283,7 @@ def measure_cg_complexity(params: Params) -> Measurement:
     counts = BudgetedCounts(budget)
     try:
         v = implementation("cg")(outer, inner, zeros, zeros, steps=100_000, tol=1e-8, counts=counts)
-    except OracleBudgetExceeded:
+    except OracleBudgetError:
         return {"hvp": counts.hvp, "over_budget": budget}
     error = float(np.linalg.norm(v.numpy() - v_star) / np.linalg.norm(v_star))
     # ||r|| <= 1e-8 ||b|| bounds the relative error by kappa 1e-8 (plus rounding)
@@ -343,7 +343,7 @@ def measure_neumann_complexity(params: Params) -> Measurement:
 
     try:
         return _fewest_terms(rel_error, eps)
-    except OracleBudgetExceeded as overrun:
+    except OracleBudgetError as overrun:
         return {"hvp": budget, "over_budget": budget, "detail": str(overrun)}
 
 

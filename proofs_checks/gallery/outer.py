@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from bilevel.solvers._outer import OuterState
 from bilevel.solvers.accbio import AccBiO
 from bilevel.solvers.aid_bio import AIDBiO, AIDBiOState
 from bilevel.solvers.itd_bio import ITDBiO, ITDBiOState
-from bilevel.solvers.oracles import SecondOrderOracle, outer_gradients
+from bilevel.solvers.oracles import OracleCounts, SecondOrderOracle, outer_gradients
+from bilevel.solvers.stocbio_bio import StocBiO
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,18 @@ class ITDBiOOuterStepRescaled(ITDBiO):
 
     def step(self, state: ITDBiOState) -> ITDBiOState:
         return ITDBiO.step(replace(self, outer_lr=self.outer_lr / 1000), state)
+
+
+@dataclass(frozen=True)
+class StocBiOImplicitSignFlipped(StocBiO):
+    """stocBiO adding the implicit term instead of subtracting it: grad_x f + (d^2 g/dx dy) v
+    (the sign of d^2 g / dx dy dropped, a classic transcription bug)."""
+
+    def step(self, state: OuterState) -> OuterState:
+        after = super().step(state)
+        estimate = (state.x - after.x) / self.outer_lr
+        grad_x_f, _ = outer_gradients(
+            lambda a, b: self.outer(a, b, None), state.x, after.y, OracleCounts()
+        )
+        flipped = 2 * grad_x_f - estimate
+        return replace(after, x=state.x - self.outer_lr * flipped)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from bilevel.proofs_checks.engine import InconclusiveError
-
 from bilevel.proofs_checks.rates import (
     assert_bound_holds,
     assert_complexity_exponent,
