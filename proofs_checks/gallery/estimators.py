@@ -56,7 +56,7 @@ def cg_old_residual(outer, inner, x, y, *, counts=None, steps, v0=None, tol=None
 
 
 def cg_steepest_descent(outer, inner, x, y, *, counts=None, steps, v0=None, tol=None) -> Any:
-    """"CG" without conjugation (beta_k = 0): steepest descent on H v = b, kappa log(1/eps)."""
+    """ "CG" without conjugation (beta_k = 0): steepest descent on H v = b, kappa log(1/eps)."""
     return _aid(
         outer, inner, x, y, counts, lambda o, b: _cg(o, b, steps, v0, tol, direction="steepest")
     )

@@ -10,6 +10,7 @@ from bilevel.solvers._outer import OuterState
 from bilevel.solvers.accbio import AccBiO
 from bilevel.solvers.aid_bio import AIDBiO, AIDBiOState
 from bilevel.solvers.itd_bio import ITDBiO, ITDBiOState
+from bilevel.solvers.minimax_gda import MinimaxGDA, MinimaxState
 from bilevel.solvers.oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from bilevel.solvers.stocbio_bio import StocBiO
 
@@ -78,3 +79,30 @@ class StocBiOImplicitSignFlipped(StocBiO):
         )
         flipped = 2 * grad_x_f - estimate
         return replace(after, x=state.x - self.outer_lr * flipped)
+
+
+@dataclass(frozen=True)
+class MinimaxGDAPenaltyNeverGrows(MinimaxGDA):
+    """Multi-stage GDA whose penalty stays at lambda_0 (the stage update never applied)."""
+
+    def penalty_at(self, stage: int) -> float:
+        return self.penalty
+
+
+@dataclass(frozen=True)
+class MinimaxGDAUpdateIgnored(MinimaxGDA):
+    """GDA that always alternates (x sees the new y, z), whatever ``update`` asks for."""
+
+    def step(self, state: MinimaxState) -> MinimaxState:
+        return MinimaxGDA.step(replace(self, update="alternating"), state)
+
+
+@dataclass(frozen=True)
+class MinimaxGDASingleStageUnitPenalty(MinimaxGDA):
+    """ "Multi-stage" GDA run as one stage at lambda = 1 (penalty and schedule dropped)."""
+
+    def init(self, x, y, z=None):
+        return replace(super().init(x, y, z), penalty=1.0)
+
+    def penalty_at(self, stage: int) -> float:
+        return 1.0
