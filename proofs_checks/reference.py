@@ -194,3 +194,153 @@ def affine_rate_and_fixed_point(step, dim: int) -> tuple[float, np.ndarray]:
     radius = float(np.abs(np.linalg.eigvals(M)).max())
     fixed = np.linalg.solve(np.eye(dim) - M, c)
     return radius, fixed
+
+
+# --- the momentum family on the least-squares PL game (spec 3.3, 7.11), rows as batches -----
+
+
+class PLGameOracles:
+    """Numpy oracles of g(x, y; R) = (m / |R|) 1/2 sum_{i in R} (C_i y - D_i x)^2 (R = None: all
+    m rows) and f = 1/2 ||y - y_t||^2 + nu/2 ||x||^2, the game of ``PLGameProblem``."""
+
+    def __init__(self, C: np.ndarray, D: np.ndarray, y_target: np.ndarray, nu: float):
+        self.C, self.D, self.y_target, self.nu = C, D, np.ravel(y_target), nu
+
+    def _rows(self, rows):
+        m = self.C.shape[0]
+        idx = np.arange(m) if rows is None else np.asarray(rows)
+        return self.C[idx], self.D[idx], m / len(idx)
+
+    def grad_y_inner(self, x, y, rows):
+        C, D, w = self._rows(rows)
+        return w * C.T @ (C @ y - D @ x)
+
+    def hvp(self, x, y, v, rows):
+        C, _, w = self._rows(rows)
+        return w * C.T @ (C @ v)
+
+    def mixed(self, x, y, v, rows):
+        """(d^2 g / dx dy) v = -(m/|R|) D_R^T C_R v."""
+        C, D, w = self._rows(rows)
+        return -w * D.T @ (C @ v)
+
+    def grad_x_outer(self, x, y):
+        return self.nu * x
+
+    def grad_y_outer(self, x, y):
+        return y - self.y_target
+
+    def residual_and_direction(self, x, y, v, rows):
+        """(H v - grad_y f, grad_x f - (d^2 g/dx dy) v) on the rows."""
+        return (
+            self.hvp(x, y, v, rows) - self.grad_y_outer(x, y),
+            self.grad_x_outer(x, y) - self.mixed(x, y, v, rows),
+        )
+
+
+def mgbio_reference(
+    game: PLGameOracles,
+    x0,
+    y0,
+    iterations: int,
+    *,
+    inner_lr,
+    solver_lr,
+    outer_lr,
+    averaging=1.0,
+    momentum=1.0,
+    inner_steps=1,
+) -> list[np.ndarray]:
+    """x_0..x_K of MGBiO (spec 3.3): K GD steps on y, v_{t+1} = v - tau (H v - grad_y f),
+    w = grad_x f - (d^2 g/dx dy) v_{t+1}, m = (1 - beta) m + beta w (m_1 = w),
+    x <- x - eta gamma m (no projection, no clipping)."""
+    x, y = np.array(x0, dtype=float), np.array(y0, dtype=float)
+    v, m = np.zeros_like(y), None
+    xs = [x.copy()]
+    for _ in range(iterations):
+        for _ in range(inner_steps):
+            y = y - inner_lr * game.grad_y_inner(x, y, None)
+        v = v - solver_lr * game.residual_and_direction(x, y, v, None)[0]
+        w = game.residual_and_direction(x, y, v, None)[1]
+        m = w if m is None else (1 - momentum) * m + momentum * w
+        x = x - averaging * outer_lr * m
+        xs.append(x.copy())
+    return xs
+
+
+def msgbio_reference(
+    game: PLGameOracles,
+    x0,
+    y0,
+    batches,
+    iterations: int,
+    *,
+    inner_lr,
+    solver_lr,
+    outer_lr,
+    eta,
+    beta,
+    storm: bool,
+) -> list[np.ndarray]:
+    """x_0..x_K of MSGBiO (``storm=False``) or VR-MSGBiO (``storm=True``), spec 3.3: the
+    estimators (u, p, m) of grad_y g, the v-residual and the direction on ``batches[0]`` at the
+    start, then per step t: y, v, x move by eta(t) times their estimator, and on batch t + 1 the
+    estimators are (1 - beta(t+1)) old + beta(t+1) fresh, or STORM's fresh + (1 - beta(t+1))
+    (old - the same batch at the previous point)."""
+    x, y = np.array(x0, dtype=float), np.array(y0, dtype=float)
+    v = np.zeros_like(y)
+    u = game.grad_y_inner(x, y, batches[0])
+    p, m = game.residual_and_direction(x, y, v, batches[0])
+    xs = [x.copy()]
+    for t in range(iterations):
+        rows = batches[t + 1]
+        step = eta(t)
+        x_new = x - step * outer_lr * m
+        y_new = y - step * inner_lr * u
+        v_new = v - step * solver_lr * p
+        fresh = (
+            game.grad_y_inner(x_new, y_new, rows),
+            *game.residual_and_direction(x_new, y_new, v_new, rows),
+        )
+        b = beta(t + 1)
+        if storm:
+            previous = (game.grad_y_inner(x, y, rows), *game.residual_and_direction(x, y, v, rows))
+            u, p, m = (f + (1 - b) * (o - q) for f, o, q in zip(fresh, (u, p, m), previous, strict=True))
+        else:
+            u, p, m = ((1 - b) * o + b * f for f, o in zip(fresh, (u, p, m), strict=True))
+        x, y, v = x_new, y_new, v_new
+        xs.append(x.copy())
+    return xs
+
+
+def fsla_reference(
+    game: PLGameOracles,
+    x0,
+    y0,
+    batches,
+    iterations: int,
+    *,
+    inner_lr,
+    outer_lr,
+    momentum,
+) -> list[np.ndarray]:
+    """x_0..x_K of FSLA (spec 6.5): on batch k, y <- y - alpha grad_y g(x, y), v <- v - alpha
+    (H(x, y_new) v - grad_y f(x, y_new)), d = grad_x f - (d^2 g/dx dy)(x, y_new) v_new,
+    m = d + (1 - eta)(m - d(x_prev, y_prev, v_prev) on the same batch), x <- x - beta m."""
+    x, y = np.array(x0, dtype=float), np.array(y0, dtype=float)
+    v, m, previous = np.zeros_like(y), None, None
+    xs = [x.copy()]
+    for k in range(iterations):
+        rows = batches[k]
+        y = y - inner_lr * game.grad_y_inner(x, y, rows)
+        v = v - inner_lr * game.residual_and_direction(x, y, v, rows)[0]
+        d_new = game.residual_and_direction(x, y, v, rows)[1]
+        if m is None or momentum == 1.0:
+            m = d_new
+        else:
+            d_old = game.residual_and_direction(*previous, rows)[1]
+            m = d_new + (1 - momentum) * (m - d_old)
+        previous = (x, y, v)
+        x = x - outer_lr * m
+        xs.append(x.copy())
+    return xs

@@ -90,10 +90,14 @@ class MGBiO:
         v, w = surrogate_step(
             outer, inner, x, y, state.v, self.solver_lr, self.radius, None, counts, self.clip
         )
-        m = w if state.m is None else (1 - self.momentum) * state.m + self.momentum * w
+        m = w if state.m is None else self.average(state.m, w)
         x_next = x - self.averaging * self.outer_lr * m
         check_finite(x_next, "MGBiO outer iterate x", k + 1, "outer_lr above 2 / L_F")
         return MGBiOState(x_next, y.detach(), k + 1, counts, v, m)
+
+    def average(self, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The momentum estimator m_{t+1} = (1 - beta) m_t + beta w_{t+1}."""
+        return (1 - self.momentum) * m + self.momentum * w
 
     def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
         """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""

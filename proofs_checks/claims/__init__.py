@@ -11,6 +11,7 @@
 - ``outer_convergence``: AID-BiO, ITD-BiO, stocBiO and AccBiO side by side (figure 3's data);
 - ``minimax``: the minimax reformulation's O(1/lambda) bias and GDA's spectral boundary;
 - ``momentum_pl``: the PL surrogate's selection invariance and MGBiO's gradient complexity;
+- ``momentum_rules``: MGBiO, MSGBiO, VR-MSGBiO and FSLA against their update rules in numpy;
 - ``momentum_baselines``: MGBiO against double-loop AID-BiO (figure 5's data);
 - ``debiasing``: FOM's bias, UFOM's unbiasedness and second moment, the two-task toy;
 - ``estimator_means``: each stochastic estimator's mean error against its closed-form bias
@@ -39,6 +40,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         minimax,
         momentum_baselines,
         momentum_pl,
+        momentum_rules,
         outer_algorithms,
         outer_convergence,
         randomized_truncation,
@@ -53,6 +55,7 @@ def builtin_claims() -> tuple[Claim, ...]:
         *outer_convergence.CLAIMS,
         *minimax.CLAIMS,
         *momentum_pl.CLAIMS,
+        *momentum_rules.CLAIMS,
         *momentum_baselines.CLAIMS,
         *debiasing.CLAIMS,
         *estimator_means.CLAIMS,

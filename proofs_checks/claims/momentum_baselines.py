@@ -17,14 +17,14 @@ from bilevel.solvers import AIDBiO
 from bilevel.solvers.mgbio import MGBiO
 
 from ..engine import Claim, Measurement, Params, Verdict, check, judged
-from .momentum_pl import _game
+from .momentum_pl import pl_game
 
 PROBLEMS = ("pl-game", "hyper-representation")
 METHODS = ("MGBiO", "AID-BiO")
 
 
 def _pl_game(method: str, budget: int) -> Measurement:
-    game, problem = _game(0)
+    game, problem = pl_game(0)
     L = game.smoothness_constant()
     y_gd = game.gd_limit(np.zeros(6), backend="numpy")
     surrogate = game.surrogate_hypergradient(backend="numpy")

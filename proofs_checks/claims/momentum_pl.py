@@ -47,14 +47,14 @@ SAMPLE_COMPLEXITY_ALPHA = 1e-6
 SOURCE = "Huang, arXiv:2303.03944 (template [substitute]); spec 3.2, 7.11"
 
 
-def _game(seed: int):
+def pl_game(seed: int):
     game = PLLeastSquaresGame.random(m=8, d_x=3, d_y=6, rank=3, seed=seed, nu=0.5)
     arrays = {k: np.array(getattr(game, k), dtype=float) for k in ("C", "D", "y_target")}
     return game, PLGameProblem.from_arrays(arrays, nu=float(game.nu))
 
 
 def measure_invariance(params: Params) -> Measurement:
-    game, problem = _game(params["seed"])
+    game, problem = pl_game(params["seed"])
     L = game.smoothness_constant()
     x = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
     base = torch.as_tensor(np.asarray(game.gd_limit(np.zeros(6), backend="numpy")(x.numpy())))
@@ -88,7 +88,7 @@ def judge_invariance(_: list[Params], ms: list[Measurement]) -> Verdict:
 
 
 def measure_complexity(params: Params) -> Measurement:
-    game, problem = _game(params["seed"])
+    game, problem = pl_game(params["seed"])
     L = game.smoothness_constant()
     y_gd = game.gd_limit(np.zeros(6), backend="numpy")
     surrogate = game.surrogate_hypergradient(backend="numpy")
@@ -132,7 +132,7 @@ STOCHASTIC = {"msgbio": MSGBiO, "vr-msgbio": VRMSGBiO}
 
 def measure_sample_complexity(params: Params) -> Measurement:
     """||grad F(x_t)|| along one seeded run (every ``every``-th iterate) and samples per step."""
-    game, problem = _game(params["game_seed"])
+    game, problem = pl_game(params["game_seed"])
     L = game.smoothness_constant()
     y_gd = game.gd_limit(np.zeros(6), backend="numpy")
     surrogate = game.surrogate_hypergradient(backend="numpy")

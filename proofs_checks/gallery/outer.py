@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
+
 from bilevel.solvers._outer import OuterState
 from bilevel.solvers.accbio import AccBiO
 from bilevel.solvers.aid_bio import AIDBiO, AIDBiOState
+from bilevel.solvers.fsla import FSLA
 from bilevel.solvers.itd_bio import ITDBiO, ITDBiOState
+from bilevel.solvers.mgbio import MGBiO, MGBiOState
 from bilevel.solvers.minimax_gda import MinimaxGDA, MinimaxState
+from bilevel.solvers.msgbio import MSGBiO
 from bilevel.solvers.oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from bilevel.solvers.stocbio_bio import StocBiO
+from bilevel.solvers.vr_msgbio import VRMSGBiO
 
 
 @dataclass(frozen=True)
@@ -106,3 +112,94 @@ class MinimaxGDASingleStageUnitPenalty(MinimaxGDA):
 
     def penalty_at(self, stage: int) -> float:
         return 1.0
+
+
+@dataclass(frozen=True)
+class MGBiOHeavyBall(MGBiO):
+    """MGBiO with heavy-ball accumulation m = (1 - beta) m + w for the exponential average."""
+
+    def average(self, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return (1 - self.momentum) * m + w
+
+
+@dataclass(frozen=True)
+class MGBiOStaleV(MGBiO):
+    """MGBiO whose surrogate direction is built from v_t instead of v_{t+1}."""
+
+    def step(self, state: MGBiOState) -> MGBiOState:
+        after = super().step(state)
+        counts = OracleCounts()
+        grad_x_f, _ = outer_gradients(self.outer, state.x, after.y, counts)
+        w = grad_x_f - SecondOrderOracle(self.inner, state.x, after.y, counts).mixed(state.v)
+        m = w if state.m is None else self.average(state.m, w)
+        return replace(after, x=state.x - self.averaging * self.outer_lr * m, m=m)
+
+
+@dataclass(frozen=True)
+class MGBiOGradGInV(MGBiO):
+    """MGBiO whose v-update solves against grad_y g instead of grad_y f (the two objectives'
+    gradients swapped in the linear system)."""
+
+    def step(self, state: MGBiOState) -> MGBiOState:
+        swapped = replace(self, outer=lambda a, b: self.inner(a, b) + 0.0 * self.outer(a, b))
+        after = MGBiO.step(swapped, state)
+        counts = OracleCounts()
+        grad_x_f, _ = outer_gradients(self.outer, state.x, after.y, counts)
+        w = grad_x_f - SecondOrderOracle(self.inner, state.x, after.y, counts).mixed(after.v)
+        m = w if state.m is None else self.average(state.m, w)
+        return replace(after, x=state.x - self.averaging * self.outer_lr * m, m=m)
+
+
+@dataclass(frozen=True)
+class MSGBiOFullBatch(MSGBiO):
+    """MSGBiO evaluating every oracle on the full data (batch None) instead of a minibatch."""
+
+    def init(self, x, y):
+        return MSGBiO.init(replace(self, sampler=lambda generator: None), x, y)
+
+    def step(self, state):
+        return MSGBiO.step(replace(self, sampler=lambda generator: None), state)
+
+
+@dataclass(frozen=True)
+class MSGBiOConstantStep(MSGBiO):
+    """MSGBiO with a constant step eta_t = eta_0 (the decay schedule dropped)."""
+
+    def eta(self, t: int) -> float:
+        return self.schedule_k / self.schedule_m**self.power
+
+
+@dataclass(frozen=True)
+class VRMSGBiOFullBatch(VRMSGBiO):
+    """VR-MSGBiO evaluating every oracle on the full data (batch None)."""
+
+    def init(self, x, y):
+        return VRMSGBiO.init(replace(self, sampler=lambda generator: None), x, y)
+
+    def step(self, state):
+        return VRMSGBiO.step(replace(self, sampler=lambda generator: None), state)
+
+
+@dataclass(frozen=True)
+class VRMSGBiOStormDropped(VRMSGBiO):
+    """VR-MSGBiO whose STORM correction is dropped: plain momentum (1 - beta) old + beta fresh
+    with the VR schedule."""
+
+    def _estimators(self, state, point, fresh, batch, t: int) -> tuple:
+        return MSGBiO._estimators(self, state, point, fresh, batch, t)
+
+
+@dataclass(frozen=True)
+class FSLAStormWeightSwapped(FSLA):
+    """FSLA with STORM's weights swapped: m = d_new + eta (m - d_old) for (1 - eta)."""
+
+    def step(self, state):
+        return FSLA.step(replace(self, momentum=1 - self.momentum), state)
+
+
+@dataclass(frozen=True)
+class FSLAStormDropped(FSLA):
+    """FSLA without its STORM correction (m = d_new): the single-loop AID direction."""
+
+    def step(self, state):
+        return FSLA.step(replace(self, momentum=1.0), state)
