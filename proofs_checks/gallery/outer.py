@@ -203,3 +203,22 @@ class FSLAStormDropped(FSLA):
 
     def step(self, state):
         return FSLA.step(replace(self, momentum=1.0), state)
+
+
+@dataclass(frozen=True)
+class MGBiOMomentumIgnored(MGBiO):
+    """MGBiO whose momentum parameter is ignored: m = w (no averaging)."""
+
+    def average(self, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return w
+
+
+@dataclass(frozen=True)
+class MGBiOUncountedInner(MGBiO):
+    """MGBiO that does not count its K inner gradients (an oracle under-count: an equal-budget
+    comparison then grants it more iterations)."""
+
+    def step(self, state: MGBiOState) -> MGBiOState:
+        after = super().step(state)
+        after.counts.grad_inner -= self.inner_steps
+        return after
