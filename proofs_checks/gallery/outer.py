@@ -18,6 +18,7 @@ from bilevel.solvers.minimax_gda import MinimaxGDA, MinimaxState
 from bilevel.solvers.msgbio import MSGBiO
 from bilevel.solvers.oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from bilevel.solvers.stocbio_bio import StocBiO
+from bilevel.solvers.ufom import UFOMSGD
 from bilevel.solvers.vr_msgbio import VRMSGBiO
 
 
@@ -222,3 +223,11 @@ class MGBiOUncountedInner(MGBiO):
         after = super().step(state)
         after.counts.grad_inner -= self.inner_steps
         return after
+
+
+@dataclass(frozen=True)
+class UFOMSGDMethodIgnored(UFOMSGD):
+    """SGD with UFOM whose ``method`` is not passed to the estimator: FOM runs whatever is asked."""
+
+    def step(self, state):
+        return UFOMSGD.step(replace(self, method="fom"), state)
