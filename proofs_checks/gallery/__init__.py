@@ -75,6 +75,12 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("neumann-one-term-short-bias", "neumann", "estimators:neumann_one_term_short",
        "Neumann series one term short (off-by-one loop bound)",
        "estimators/neumann-q3-bias-closed-form"),
+    _m("stocbio-one-batch-for-all", "stocbio", "estimators:stocbio_one_batch_for_all",
+       "one minibatch reused for every Neumann term (products of one batch's HVPs are biased)",
+       "estimators/mean-equals-predicted-bias"),
+    _m("rt-unweighted-means", "rt", "estimators:rt_unweighted",
+       "randomized truncation without the 1 / P(N >= q) reweighting",
+       "estimators/mean-equals-predicted-bias"),
     # --- outer algorithms ---------------------------------------------------------------
     _m("accbio-momentum-off", "accbio", "outer:AccBiOMomentumOff",
        "AccBiO with the outer momentum off (gradient descent)",
