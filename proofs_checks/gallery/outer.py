@@ -11,6 +11,7 @@ import torch
 from bilevel.solvers._outer import OuterState
 from bilevel.solvers.accbio import AccBiO
 from bilevel.solvers.aid_bio import AIDBiO, AIDBiOState
+from bilevel.solvers.bda import BDA
 from bilevel.solvers.fsla import FSLA
 from bilevel.solvers.itd_bio import ITDBiO, ITDBiOState
 from bilevel.solvers.mgbio import MGBiO, MGBiOState
@@ -231,3 +232,52 @@ class UFOMSGDMethodIgnored(UFOMSGD):
 
     def step(self, state):
         return UFOMSGD.step(replace(self, method="fom"), state)
+
+
+@dataclass(frozen=True)
+class BDAAggregationIgnored(BDA):
+    """BDA whose aggregation weight is not applied: w_k = 0, i.e. RHG on the lower level."""
+
+    def weights(self):
+        return [(0.0, s_u, 1.0, s_l) for _, s_u, _, s_l in super().weights()]
+
+
+@dataclass(frozen=True)
+class BDAHarmonicOffByOne(BDA):
+    """BDA's harmonic weight a / (k + 2) for a / (k + 1) (the step index counted from 1)."""
+
+    def weights(self):
+        if self.schedule != "harmonic":
+            return super().weights()
+        a = self.aggregation
+        return [
+            (a / (k + 2), self.upper_lr, 1 - a / (k + 2), self.lower_lr)
+            for k in range(self.inner_steps)
+        ]
+
+
+@dataclass(frozen=True)
+class BDAGeometricOffByOne(BDA):
+    """The official geometric schedule's upper weight alpha decay^(k+1) for alpha decay^k (the
+    decay applied before the first step)."""
+
+    def weights(self):
+        if self.schedule != "geometric":
+            return super().weights()
+        return [(w * self.decay, s_u, low, s_l) for w, s_u, low, s_l in super().weights()]
+
+
+@dataclass(frozen=True)
+class BDAOneStageHalfDifference(BDA):
+    """BDA's one-stage hypergradient dividing the central difference by eps, not 2 eps."""
+
+    def step(self, state):
+        after = super().step(state)
+        if self.gradient != "one-stage":
+            return after
+        estimate = (state.x - after.x) / self.outer_lr
+        with torch.enable_grad():
+            x_leaf = state.x.detach().requires_grad_(True)
+            (grad_x,) = torch.autograd.grad(self.outer(x_leaf, after.y), x_leaf)
+        wrong = 2 * estimate - grad_x
+        return replace(after, x=state.x - self.outer_lr * wrong)
