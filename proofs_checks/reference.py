@@ -305,7 +305,9 @@ def msgbio_reference(
         b = beta(t + 1)
         if storm:
             previous = (game.grad_y_inner(x, y, rows), *game.residual_and_direction(x, y, v, rows))
-            u, p, m = (f + (1 - b) * (o - q) for f, o, q in zip(fresh, (u, p, m), previous, strict=True))
+            u, p, m = (
+                f + (1 - b) * (o - q) for f, o, q in zip(fresh, (u, p, m), previous, strict=True)
+            )
         else:
             u, p, m = ((1 - b) * o + b * f for f, o in zip(fresh, (u, p, m), strict=True))
         x, y, v = x_new, y_new, v_new

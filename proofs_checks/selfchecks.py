@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import sympy as sp
 
-from bilevel.analysis import PLLeastSquaresGame, QuadraticBilevel, ScalarPLGame
-
 from .reference import autograd_hypergradient, simulate_cg_exact, simulate_itd, simulate_neumann
+from .slots import implementation
 
 #: float64 comparisons against backward-stable references: c * kappa * u with kappa <= 1e4.
 FLOAT_REL_TOL = 1e-10
@@ -42,20 +41,28 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class SelfCheck:
+    """A ground-truth check; ``slot`` names the closed forms it checks (``slots``)."""
+
     name: str
     source: str
     run: Callable[[], tuple[str, str, bool]]
+    slot: str = "quadratic-bilevel"
+
+
+def _quadratic():
+    """The ``quadratic-bilevel`` slot's class (``bilevel.analysis.QuadraticBilevel``)."""
+    return implementation("quadratic-bilevel")
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def _instance(kappa: float = 100.0, seed: int = 0) -> QuadraticBilevel:
-    return QuadraticBilevel.random(d_x=3, d_y=5, kappa=kappa, seed=seed)
+def _instance(kappa: float = 100.0, seed: int = 0):
+    return _quadratic().random(d_x=3, d_y=5, kappa=kappa, seed=seed)
 
 
-def _point(inst: QuadraticBilevel, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _point(inst, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed + 1)
     return rng.standard_normal(inst.d_x), rng.standard_normal(inst.d_y)
 
@@ -63,7 +70,7 @@ def _point(inst: QuadraticBilevel, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 def check_ift_symbolic() -> tuple[str, str, bool]:
     a, b, c = sp.symbols("a b c", real=True)
     s = sp.symbols("s0:4", real=True)
-    inst = QuadraticBilevel(
+    inst = _quadratic()(
         A=sp.Matrix([[a, b], [b, c]]),
         B=sp.Matrix([s[0], s[1]]),
         c=sp.Matrix(sp.symbols("c0:2", real=True)),
@@ -78,7 +85,7 @@ def check_ift_symbolic() -> tuple[str, str, bool]:
 
 
 def check_ift_exact() -> tuple[str, str, bool]:
-    inst = QuadraticBilevel.random(d_x=6, d_y=6, kappa=1e4, seed=0)
+    inst = _quadratic().random(d_x=6, d_y=6, kappa=1e4, seed=0)
     diff = inst.hypergradient() - inst.hypergradient_by_substitution()
     nonzero = sum(sp.expand(v) != 0 for v in diff)
     return "0 nonzero entries (exact rationals, d=6)", f"{nonzero} nonzero entries", nonzero == 0
@@ -103,7 +110,7 @@ STEP_FAMILIES = {
 
 
 def estimator_outputs(
-    inst: QuadraticBilevel,
+    inst,
     blocks: dict,
     kind: str,
     n: int,
@@ -156,25 +163,59 @@ def check_itd_neumann_identity() -> tuple[str, str, bool]:
     return "ITD(T) - Neumann(T) at y_T = 0 exactly", "0 for T = 0, 1, 5", ok
 
 
+def penalty_bias_reference(b: dict, x: np.ndarray, lam: float) -> np.ndarray:
+    """The penalty reformulation's bias computed from its definition in numpy: the x-gradient
+    of L*_lam(x) = min_y f + lam (g(x, y) - min_z g(x, z)) at its saddle, y_lam = (P + lam A)^-1
+    (lam (B x + c) - p - S^T x), z = y* = A^-1 (B x + c), minus grad Phi(x) (IFT). With
+    g = 1/2 y^T A y - y^T (B x + c), grad_x g(x, y) = -B^T y."""
+    rhs = b["B"] @ x + b["c"]
+    y_star = np.linalg.solve(b["A"], rhs)
+    y_lam = np.linalg.solve(b["P"] + lam * b["A"], lam * rhs - b["p"] - b["S"].T @ x)
+    grad_x_f = b["R"] @ x + b["r"]
+    direction = grad_x_f + b["S"] @ y_lam + lam * (-b["B"].T @ y_lam + b["B"].T @ y_star)
+    grad_y_f = b["P"] @ y_star + b["p"] + b["S"].T @ x
+    grad_phi = grad_x_f + b["S"] @ y_star + b["B"].T @ np.linalg.solve(b["A"], grad_y_f)
+    return direction - grad_phi
+
+
 def check_penalty_bias() -> tuple[str, str, bool]:
     inst = _instance(10.0)
     x, _ = _point(inst)
     k = inst.constants
+    blocks = {key: np.asarray(v, dtype=float) for key, v in inst.as_numpy().items()}
+    blocks = {key: v.ravel() if key in ("c", "p", "r") else v for key, v in blocks.items()}
     lam0 = 2 * float(k.norm_P / k.mu) + 1
     lams = [lam0 * 10**j for j in range(4)]
-    scaled = [lam * np.linalg.norm(inst.penalty_error(lam, backend="numpy")(x)) for lam in lams]
+    closed = [np.asarray(inst.penalty_error(lam, backend="numpy")(x)).ravel() for lam in lams]
+    references = [penalty_bias_reference(blocks, x, lam) for lam in lams]
+    # the reference forms lam (y* - y_lam) from two solves, each good to ~kappa u ||y||: its own
+    # absolute error is below 10 lam kappa u ||B|| (||y*|| + 1), which bounds the comparison
+    y_star = np.linalg.solve(blocks["A"], blocks["B"] @ x + blocks["c"])
+    scale = float(k.kappa) * float(np.linalg.norm(blocks["B"], 2)) * (np.linalg.norm(y_star) + 1)
+    unit = np.finfo(np.float64).eps / 2
+    gaps = [
+        float(np.linalg.norm(c - r)) / (10 * lam * scale * unit)
+        for lam, c, r in zip(lams, closed, references, strict=True)
+    ]
+    worst = max(gaps)
+    scaled = [lam * np.linalg.norm(c) for lam, c in zip(lams, closed, strict=True)]
     bounds_ok = all(
-        np.linalg.norm(inst.penalty_error(lam, backend="numpy")(x))
-        <= inst.penalty_error_bound(lam, backend="numpy")(x) * (1 + BOUND_SLACK)
-        for lam in lams
+        np.linalg.norm(c) <= inst.penalty_error_bound(lam, backend="numpy")(x) * (1 + BOUND_SLACK)
+        for lam, c in zip(lams, closed, strict=True)
     )
     flat = abs(scaled[-1] / scaled[-2] - 1) < 0.01
-    measured = "lam*||bias|| = " + ", ".join(f"{v:.4g}" for v in scaled)
-    return "lam*||bias|| -> const (O(1/lam)); bias <= bound", measured, bounds_ok and flat
+    measured = f"|closed - definition| / envelope <= {worst:.2g}; lam*||bias|| = " + ", ".join(
+        f"{v:.4g}" for v in scaled
+    )
+    expected = (
+        "closed form = numpy definition within 10 lam kappa u ||B|| (||y*|| + 1); "
+        "lam*||bias|| -> const; bias <= bound"
+    )
+    return expected, measured, worst <= 1 and bounds_ok and flat
 
 
 def check_pl_game() -> tuple[str, str, bool]:
-    game = PLLeastSquaresGame.random(m=4, d_x=2, d_y=4, rank=2, seed=0)
+    game = implementation("pl-game").random(m=4, d_x=2, d_y=4, rank=2, seed=0)
     ok = (
         game.prove_surrogate_selection_invariance()
         and game.prove_surrogate_is_gd_selection_gradient(np.ones(4))
@@ -187,9 +228,22 @@ def check_pl_game() -> tuple[str, str, bool]:
 
 
 def check_scalar_pl() -> tuple[str, str, bool]:
-    game = ScalarPLGame()
+    """The class's empirical PL constant >= the certified 1/32, and equal to the minimum of
+    1/2 h'^2 / h with h' differentiated by sympy from h itself (an independent derivative) on
+    the same grid, to 1e-12."""
+    game = implementation("scalar-pl")()
     emp = game.pl_constant_empirical()
-    return "min 1/2 h'^2 / h >= 1/32", f"{emp:.4f} on [-50, 50]", emp >= 1 / 32
+    u = sp.Symbol("u", real=True)
+    h = game.h(u)
+    ratio = sp.lambdify(u, sp.diff(h, u) ** 2 / (2 * h), "numpy")
+    grid = np.linspace(-50.0, 50.0, 2_000_001)
+    independent = float(ratio(grid[grid != 0.0]).min())
+    ok = emp >= 1 / 32 and abs(emp - independent) <= 1e-12
+    return (
+        "min 1/2 h'^2 / h >= 1/32, = the sympy-derivative minimum",
+        f"{emp:.4f} on [-50, 50] (independent {independent:.4f})",
+        ok,
+    )
 
 
 SELF_CHECKS: tuple[SelfCheck, ...] = (
@@ -209,8 +263,10 @@ SELF_CHECKS: tuple[SelfCheck, ...] = (
     ),
     SelfCheck("ITD(T) == Neumann(T) at y_T", "spec 7.5", check_itd_neumann_identity),
     SelfCheck("penalty reformulation bias O(1/lambda)", "spec 7.8", check_penalty_bias),
-    SelfCheck("PL game surrogate hypergradient", "spec 7.11", check_pl_game),
-    SelfCheck("scalar PL constant of y^2 + 3 sin^2 y", "Karimi et al. 2016", check_scalar_pl),
+    SelfCheck("PL game surrogate hypergradient", "spec 7.11", check_pl_game, "pl-game"),
+    SelfCheck(
+        "scalar PL constant of y^2 + 3 sin^2 y", "Karimi et al. 2016", check_scalar_pl, "scalar-pl"
+    ),
 )
 
 

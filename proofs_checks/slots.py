@@ -51,13 +51,13 @@ GROUND_TRUTH: tuple[GroundTruthSlot, ...] = (
         f"{_A}.pl:PLLeastSquaresGame",
         "the rank-deficient least-squares PL game and its surrogate hypergradient",
     ),
-    GroundTruthSlot(
-        "scalar-pl", f"{_A}.pl:ScalarPLGame", "the scalar PL function y^2 + 3 sin^2 y"
-    ),
+    GroundTruthSlot("scalar-pl", f"{_A}.pl:ScalarPLGame", "the scalar PL function y^2 + 3 sin^2 y"),
 )
 _GROUND_TRUTH = {s.id: s for s in GROUND_TRUTH}
 
-_OVERRIDES: ContextVar[Mapping[str, Any] | None] = ContextVar("bilevel_slot_overrides", default=None)
+_OVERRIDES: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "bilevel_slot_overrides", default=None
+)
 
 
 def slot_ids() -> tuple[str, ...]:

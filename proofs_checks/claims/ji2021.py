@@ -166,8 +166,9 @@ def measure_itd_error(params: Params) -> Measurement:
     for mode in CHECKPOINT_MODES:
         checkpoint = int(mode) if mode.isdigit() else {"True": True}.get(mode, mode)
         modes[mode] = [
-            _torch_hypergradient(inst, x, y0, "itd", steps=T, lr=alpha, checkpoint=checkpoint)
-            .tolist()
+            _torch_hypergradient(
+                inst, x, y0, "itd", steps=T, lr=alpha, checkpoint=checkpoint
+            ).tolist()
             for T in CHECKPOINT_STEPS
         ]
     return {

@@ -78,7 +78,10 @@ def measure_rt_exact(params: Params) -> Measurement:
     grad_y_f = blocks["P"] @ y + blocks["p"].ravel() + blocks["S"].T @ x
     norm_b = float(np.linalg.norm(blocks["B"], 2))
     tail = _tail_bound(
-        p, 1 - eta * mu, LEVELS, float(np.linalg.norm(grad_x_f)),
+        p,
+        1 - eta * mu,
+        LEVELS,
+        float(np.linalg.norm(grad_x_f)),
         norm_b * eta * float(np.linalg.norm(grad_y_f)),
     )
     return {
