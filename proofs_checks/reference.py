@@ -346,3 +346,42 @@ def fsla_reference(
         x = x - outer_lr * m
         xs.append(x.copy())
     return xs
+
+
+def stocbio_bio_reference(
+    b: Blocks,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    batches: list,
+    iterations: int,
+    *,
+    inner_steps: int,
+    inner_lr: float,
+    outer_lr: float,
+    neumann_steps: int,
+    neumann_lr: float,
+    noise: float,
+) -> list[np.ndarray]:
+    """x_0..x_K of stocBiO (paper variant, spec 6.4) on the noisy quadratic of
+    ``instances.noisy_quadratic_objectives``: batch s = +-1 scales A by 1 + noise s. Per step,
+    batches are consumed in the rule's order: D inner steps, then D_F (f does not depend on
+    it), Q Hessian batches in the Horner sum s_j = b + (I - eta H_{B_j}) s_{j-1}, v = eta s_Q,
+    and D_G for the mixed product (-B^T, batch-free here)."""
+    x, y = np.array(x0, dtype=float), np.array(y0, dtype=float)
+    queue = iter(batches)
+    xs = [x.copy()]
+    for _ in range(iterations):
+        for _ in range(inner_steps):
+            scale = 1 + noise * next(queue)
+            y = y - inner_lr * (scale * b["A"] @ y - b["B"] @ x - b["c"])
+        next(queue)  # D_F
+        rhs = _grad_y_outer(b, x, y)
+        s = rhs.copy()
+        for _ in range(neumann_steps):
+            scale = 1 + noise * next(queue)
+            s = rhs + s - neumann_lr * scale * b["A"] @ s
+        v = neumann_lr * s
+        next(queue)  # D_G
+        x = x - outer_lr * (_grad_x_outer(b, x, y) + b["B"].T @ v)
+        xs.append(x.copy())
+    return xs

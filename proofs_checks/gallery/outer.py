@@ -281,3 +281,19 @@ class BDAOneStageHalfDifference(BDA):
             (grad_x,) = torch.autograd.grad(self.outer(x_leaf, after.y), x_leaf)
         wrong = 2 * estimate - grad_x
         return replace(after, x=state.x - self.outer_lr * wrong)
+
+
+@dataclass(frozen=True)
+class StocBiONeumannTermShort(StocBiO):
+    """stocBiO's Neumann sum with Q terms for Q + 1 (the paper's index read as 0..Q-1)."""
+
+    def step(self, state):
+        return StocBiO.step(replace(self, neumann_steps=max(self.neumann_steps - 1, 0)), state)
+
+
+@dataclass(frozen=True)
+class AIDBiOColdStartV(AIDBiO):
+    """AID-BiO whose linear solver ignores the warm start of v (starts from 0 every time)."""
+
+    def step(self, state: AIDBiOState) -> AIDBiOState:
+        return AIDBiO.step(self, replace(state, v=torch.zeros_like(state.v)))
