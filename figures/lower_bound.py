@@ -1,8 +1,9 @@
 r"""Figure 9: lower bounds on zero-chain instances (Nesterov 2004, Thm 2.1.13; the structure of
 Ji & Liang's lower bounds, spec 6.6). Left: AccBiO's outer error ||x_k - x*|| against its
 gradients of f on a bilevel problem whose Phi is the zero chain (each gradient reveals at most
-one coordinate), above the curve ||x*_{k+2:n}||. Right: CG's error on AID's linear system
-against its Hessian-vector products, above ||v*_{K+2:n}||. Ji & Liang's exact hard instance was
+one coordinate), above the curve ||x*_{k+2:n}|| and below Nesterov's accelerated upper bound
+(dotted). Right: CG's error on AID's linear system against its Hessian-vector products, above
+||v*_{K+2:n}|| and below 2 sqrt(kappa) rho^K ||v*||. Ji & Liang's exact hard instance was
 not retrieved; this one has the same zero-chain structure.
 
 Data: ``lower-bounds/accbio-zero-chain``, ``lower-bounds/cg-zero-chain``.
@@ -44,10 +45,14 @@ def _panel(ax, claim: ClaimData, method: str, xlabel: str, ylabel: str, tail: st
         ls="--",
         label=rf"lower bound $\|{tail}^\star_{{k+2:n}}\|$",
     )
+    if "upper" in m:
+        ax.semilogy(
+            m["calls"], m["upper"], color=PREDICTION, lw=0.8, ls=":", label="upper bound (rate)"
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(rf"zero chain, $n={params['n']}$, $\mu={params['mu']:g}$")
-    legend(ax, loc="upper right")
+    legend(ax, loc="lower left")
 
 
 def draw(data: dict[str, ClaimData]) -> Figure:

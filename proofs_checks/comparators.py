@@ -147,7 +147,7 @@ def assert_expectation_exact(
     for index, (prob, value) in enumerate(outcomes):
         if not (np.isfinite(prob) and 0 <= prob <= 1):
             raise ValueError(f"outcome {index} has probability {prob}, not in [0, 1]")
-        value_v = finite_vector(value, f"outcome {index}")
+        value_v = finite_vector(value, f"outcomes[{index}]")
         if value_v.shape != target_v.shape:
             raise ValueError(
                 f"outcome {index} has {value_v.size} coordinates, the target {target_v.size}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from bilevel.proofs_checks.engine import Claim, Verdict
+from bilevel.proofs_checks.engine import Claim, Verdict, inconclusive_unless, judged
 
 RUNS = [{"i": i} for i in range(8)]
 
@@ -26,9 +26,18 @@ def crash(params):
 def _sum_judge(predicted: int):
     def judge(params, measurements):
         total = sum(m["value"] for m in measurements)
-        return Verdict(f"sum = {predicted}", f"sum = {total}", total == predicted)
+        outcome = "holds" if total == predicted else "refuted"
+        return Verdict(f"sum = {predicted}", f"sum = {total}", outcome, power="any other sum")
 
     return judge
+
+
+def _undecided(params, measurements):
+    def compare():
+        inconclusive_unless(False, "the design cannot decide (planted)")
+        return "", ""
+
+    return judged("anything", compare, power="none (planted)")
 
 
 CLAIMS = (
@@ -64,5 +73,22 @@ CLAIMS = (
         _sum_judge(140),
         {"quick": RUNS},
         expect="fails",
+    ),
+    Claim(
+        "planted/expected-failure-refuted",
+        "test",
+        "expected to fail, and refuted",
+        measure_square,
+        _sum_judge(141),
+        {"quick": RUNS},
+        expect="fails",
+    ),
+    Claim(
+        "planted/inconclusive",
+        "test",
+        "a design that cannot decide",
+        measure_square,
+        _undecided,
+        {"quick": [{"i": 0}]},
     ),
 )

@@ -29,7 +29,7 @@ def test_verify_writes_reports_and_exits_zero(tmp_path, capsys) -> None:
     assert code == 0
     assert "PASS" in out and "FAIL" not in out
     payload = json.loads((tmp_path / "report.json").read_text())
-    assert payload["passed"] is True and payload["schema"] == "bilevel-report/3"
+    assert payload["passed"] is True and payload["schema"] == "bilevel-report/4"
     assert {c["id"] for c in payload["claims"]} == {
         "foundation/pl-game-surrogate-hypergradient",
         "foundation/scalar-pl-constant-of-y-2-3-sin-2-y",
@@ -61,18 +61,23 @@ def test_every_way_of_failing_is_a_failure(tmp_path, planted, capsys) -> None:
     assert "RuntimeError: planted crash" in rows["planted/crash"]["measured"]
     failing = rows["planted/expected-failure-holds"]
     assert failing["holds"] is True and failing["passed"] is False
-    assert capsys.readouterr().out.count("FAIL") == 3
+    undecided = rows["planted/inconclusive"]
+    assert undecided["outcome"] == "inconclusive" and undecided["passed"] is False
+    assert rows["planted/expected-failure-refuted"]["passed"] is True
+    assert capsys.readouterr().out.count("FAIL") == 4
 
 
-def test_expected_failures_pass_only_when_refuted(tmp_path) -> None:
-    """The built-in known-biased and cheating claims are refuted, so they pass."""
+def test_expected_failures_pass_only_when_refuted(tmp_path, planted) -> None:
+    """A claim expected to fail passes when it is refuted (and only then)."""
     code = cli.main(
         [
             "verify",
             "--out",
             str(tmp_path),
+            "--claims",
+            planted,
             "--only",
-            "*-unbiased",
+            "planted/expected-failure-refuted",
             "--no-progress",
             "--workers",
             "0",
@@ -80,7 +85,7 @@ def test_expected_failures_pass_only_when_refuted(tmp_path) -> None:
     )
     rows = json.loads((tmp_path / "report.json").read_text())["claims"]
     assert code == 0 and {r["expect"] for r in rows} == {"fails"}
-    assert all(r["holds"] is False and r["passed"] for r in rows)
+    assert all(r["outcome"] == "refuted" and r["passed"] for r in rows)
 
 
 def test_verify_rejects_a_pattern_matching_nothing(tmp_path, capsys) -> None:
@@ -95,11 +100,12 @@ def test_usage_errors_are_named(tmp_path, capsys) -> None:
     assert "no_such_module_xyz" in capsys.readouterr().err
 
 
-def test_list_names_every_claim(capsys) -> None:
+def test_list_names_every_claim(capsys, planted) -> None:
     assert cli.main(["verify", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(c.id in out for c in load_claims())
-    assert "(expected to fail)" in out
+    assert cli.main(["verify", "--list", "--claims", planted]) == 0
+    assert "(expected to fail)" in capsys.readouterr().out
 
 
 def test_module_entry_point_runs() -> None:
@@ -147,7 +153,8 @@ def test_claims_report_exports_the_verified_claims_as_latex(tmp_path, capsys) ->
     assert cli.main(["claims", "--report", str(tmp_path / "report.json"), "--latex"]) == 0
     latex = capsys.readouterr().out
     rows = [line for line in latex.splitlines() if line.endswith(r"\\")][1:]  # after the header
-    assert latex.startswith(r"\begin{tabular}") and len(rows) == 3
+    bda_claims = [c for c in load_claims() if c.id.startswith("bda/")]
+    assert latex.startswith(r"\begin{tabular}") and len(rows) == len(bda_claims)
     assert all(r"\_" in row or "_" not in row for row in rows) and "& holds" in rows[0]
     stale = tmp_path / "old.json"
     stale.write_text('{"schema": "bilevel-report/2", "claims": []}')
