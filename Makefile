@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: verify test test-slow lint bench bench-peers figures stress kill-resume examples docs clean
+.PHONY: verify verify-mutants test test-slow lint bench bench-peers figures stress kill-resume examples docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 verify: $(STAMP)
 	$(BIN)/bilevel verify --out report
+
+verify-mutants: $(STAMP)
+	$(BIN)/bilevel verify --mutants --out report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
@@ -49,6 +52,7 @@ examples: $(STAMP)
 	$(BIN)/python -m pytest -q examples/01_unbiasedness_in_pytest
 	$(BIN)/python examples/02_verify_a_rate/run.py
 	$(BIN)/python examples/03_paper_figure/make_figure.py
+	$(BIN)/python examples/04_your_implementation/run.py
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

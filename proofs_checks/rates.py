@@ -58,6 +58,16 @@ class ExponentResult:
     interval: tuple[float, float]
 
 
+def finite_array(values, name: str) -> np.ndarray:
+    """``values`` as a float64 array, or a ``ValueError`` naming ``name`` if any is NaN or inf
+    (a comparison with NaN is false both ways, so a bound or a tolerance would pass silently)."""
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        bad = int(np.flatnonzero(~np.isfinite(array.ravel()))[0])
+        raise ValueError(f"{name} is not finite (entry {bad} is {array.ravel()[bad]})")
+    return array
+
+
 def line_fit(x: np.ndarray, y: np.ndarray, level: float = 0.99) -> tuple[float, float, float]:
     """Least-squares slope of y on x with its two-sided t interval at ``level``."""
     fit = stats.linregress(x, y)
@@ -89,6 +99,8 @@ def assert_linear_rate(
         raise ValueError("errors must be a sequence of at least 3 values e_0, e_1, ...")
     if not 0 < rho < 1:
         raise ValueError(f"the predicted rate rho must lie in (0, 1), got {rho}")
+    if not (tol > 0):
+        raise ValueError(f"tol must be > 0, got {tol}")
     if not np.all(np.isfinite(e)) or np.any(e < 0):
         raise ValueError("errors must be finite and non-negative")
     floor = 1e-16 * e[0] if floor is None else floor
@@ -131,7 +143,7 @@ def assert_bound_holds(
     measured: Sequence[float], bound: Sequence[float], *, labels: Sequence[str] | None = None
 ) -> float:
     """measured_i <= bound_i (relative slack 1e-9) for every i; returns max measured / bound."""
-    m, b = np.asarray(measured, dtype=np.float64), np.asarray(bound, dtype=np.float64)
+    m, b = finite_array(measured, "measured"), finite_array(bound, "bound")
     if m.shape != b.shape or m.size == 0:
         raise ValueError(f"measured {m.shape} and bound {b.shape} must be equal, non-empty")
     if not np.all(np.isfinite(m)):
@@ -166,8 +178,8 @@ def assert_slope(
     (rows resampled with replacement, ``n_boot`` times, from a fixed ``seed``). Use it only on
     instances where the bound is tight: a random instance's slope is not the worst case's.
     """
-    xs = np.log(np.asarray(x, dtype=np.float64))
-    ys = np.asarray(y_replicates, dtype=np.float64)
+    xs = np.log(finite_array(x, "x"))
+    ys = finite_array(y_replicates, "y_replicates")
     if ys.ndim != 2 or ys.shape[1] != xs.size or xs.size < 3:
         raise ValueError("y_replicates must be (replicates, len(x)) with len(x) >= 3")
     if np.any(ys <= 0) or np.any(np.asarray(x) <= 0):
@@ -201,7 +213,9 @@ def assert_complexity_exponent(
     exponent must then be 0: ratio flatness). Tolerance: 0.49 |exponent - rival|, below half the
     gap, so that the fit cannot be within tolerance of both.
     """
-    g, c = np.asarray(grid, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+    g, c = finite_array(grid, "grid"), finite_array(counts, "counts")
+    if predicted is not None:
+        finite_array(predicted, "predicted")
     if g.shape != c.shape or g.size < 3:
         raise ValueError("grid and counts need the same length, at least 3")
     if np.any(g <= 0) or np.any(c <= 0):
@@ -242,12 +256,13 @@ def assert_lower_bound(
     k-th iterate is below ``start_support + calls[k]`` and that ||x_k - x*|| >= lower_bound[k]
     (relative slack 1e-9). Returns min_k error / bound.
     """
-    x_star = np.asarray(solution, dtype=np.float64)
+    x_star = finite_array(solution, "solution")
+    finite_array(lower_bound, "lower_bound")
     if not len(iterates) == len(calls) == len(lower_bound):
         raise ValueError("iterates, calls and lower_bound need the same length")
     ratios = []
     for k, (x, n_calls, bound) in enumerate(zip(iterates, calls, lower_bound, strict=True)):
-        x = np.asarray(x, dtype=np.float64)
+        x = finite_array(x, f"iterates[{k}]")
         nonzero = np.nonzero(x)[0]
         support = int(nonzero[-1]) + 1 if nonzero.size else 0
         allowed = start_support + int(n_calls)

@@ -4,6 +4,8 @@
 gradient, Hessian-vector and mixed-product calls for complexity checks.
 """
 
+from . import estimators, registry
+from ._outer import OuterState, run_outer
 from .accbio import AccBiO
 from .aid_bio import AIDBiO
 from .fsla import FSLA
@@ -23,10 +25,14 @@ __all__ = [
     "BinomialCheckpoints",
     "ITDBiO",
     "OracleCounts",
+    "OuterState",
     "SecondOrderOracle",
     "Smoothness",
     "StocBiO",
     "estimate_inner_smoothness",
+    "estimators",
     "hypergradient",
     "meta_gradient",
+    "registry",
+    "run_outer",
 ]

@@ -69,7 +69,12 @@ def _judge(rate_of_kappa, name: str):
                 intervals.append(f"[{result.interval[0]:.4f}, {result.interval[1]:.4f}]")
             return "; ".join(parts), "; ".join(intervals) + " (99%)"
 
-        return judged(f"||v_k - v*|| ~ rho^k, rho = {name}", compare)
+        # the power: assert_linear_rate refutes a fitted rate off rho by >= 5% in log rho
+        return judged(
+            f"||v_k - v*|| ~ rho^k, rho = {name}",
+            compare,
+            power="a fitted rate off the predicted one by >= 5% in log rho",
+        )
 
     return judge
 

@@ -28,7 +28,7 @@ def main() -> int:
     status = subprocess.run(command, env=env, check=False).returncode
     report = json.loads((out / "report.json").read_text())
     for row in report["claims"]:
-        verdict = "holds" if row["holds"] else "refuted"
+        verdict = row["outcome"]
         print(f"{row['id']}: {verdict} (expected: {row['expect']}); {row['measured']}")
     print(f"report: {out / 'report.md'}; exit status {status}")
     return status

@@ -122,3 +122,64 @@ def test_close_to_closed_form_uses_the_conditioning() -> None:
     assert_close_to_closed_form(
         exact * (1 + 1e-6), exact, condition_number=10.0, dtype=torch.float32
     )
+
+
+def test_every_comparator_refuses_nan_and_inf_instead_of_passing() -> None:
+    """NaN compares false both ways, so an unchecked `error > tol` would pass: each comparator
+    names the non-finite quantity instead."""
+    from bilevel.proofs_checks.comparators import (
+        assert_bias_exact,
+        assert_close_to_closed_form,
+        assert_expectation_exact,
+        assert_unbiased,
+    )
+    from bilevel.proofs_checks.rates import (
+        assert_bound_holds,
+        assert_complexity_exponent,
+        assert_lower_bound,
+    )
+
+    nan, inf = float("nan"), float("inf")
+    draw = lambda generator: torch.randn(2, generator=generator, dtype=torch.float64)  # noqa: E731
+    with pytest.raises(ValueError, match="target is not finite"):
+        assert_unbiased(draw, [nan, 0.0], detectable_bias=0.5)
+    with pytest.raises(ValueError, match="target is not finite"):
+        assert_expectation_exact([(1.0, [0.0])], [nan], tol=1.0)
+    with pytest.raises(ValueError, match="outcomes\\[0\\] is not finite"):
+        assert_expectation_exact([(1.0, [nan])], [0.0], tol=1.0)
+    with pytest.raises(ValueError, match="probability"):
+        assert_expectation_exact([(-0.5, [0.0]), (1.5, [0.0])], [0.0], tol=1.0)
+    with pytest.raises(ValueError, match="measured is not finite"):
+        assert_close_to_closed_form([inf], [0.0], condition_number=1.0)
+    with pytest.raises(ValueError, match="bias is not finite"):
+        assert_bias_exact([0.0], [0.0], [nan], condition_number=1.0)
+    with pytest.raises(ValueError, match="bound is not finite"):
+        assert_bound_holds([1.0], [nan])
+    with pytest.raises(ValueError, match="counts is not finite"):
+        assert_complexity_exponent([1.0, 2.0, 4.0], [1.0, nan, 3.0], 1.0, rival=0.5)
+    with pytest.raises(ValueError, match="iterates\\[0\\] is not finite"):
+        assert_lower_bound([np.array([nan])], [0], np.array([1.0]), [0.5])
+
+
+def test_bad_designs_are_refused_before_sampling() -> None:
+    from bilevel.proofs_checks.comparators import assert_unbiased
+
+    draw = lambda generator: torch.zeros(1, dtype=torch.float64)  # noqa: E731
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+        assert_unbiased(draw, [0.0], detectable_bias=0.1, generator=0)
+    for pilot in (0, 1):
+        with pytest.raises(ValueError, match="pilot must be an int >= 2"):
+            assert_unbiased(draw, [0.0], detectable_bias=0.1, pilot=pilot)
+
+
+def test_deterministic_bias_is_judged_to_rounding_with_the_exact_control() -> None:
+    """A zero-variance estimate: the closed-form bias matches to rounding, a wrong bias (off by
+    1e-10) is refuted, and the exact estimator passes with bias 0 (the control)."""
+    from bilevel.proofs_checks.comparators import assert_bias_exact
+
+    target = np.array([1.0, -2.0])
+    bias = np.array([0.25, 0.5])
+    assert assert_bias_exact(target + bias, target, bias, condition_number=4.0) < 1e-15
+    assert_bias_exact(target, target, np.zeros(2), condition_number=4.0)
+    with pytest.raises(AssertionError, match="bias differs from its closed form"):
+        assert_bias_exact(target + bias + 1e-10, target, bias, condition_number=4.0)
