@@ -292,10 +292,10 @@ def measure_cg_complexity(params: Params) -> Measurement:
 
 
 def _budget(rate_factor: float, eps: float = 1e-8) -> int:
-    """The most oracle calls a complexity claim lets one solve spend: 20x the predicted
+    """The most oracle calls a complexity claim lets one solve spend: 5x the predicted
     rate_factor * log(2 / eps) (CG: sqrt(kappa); Neumann: kappa), so a method of the rival
     complexity is stopped early and refuted, not run to completion."""
-    return int(20 * rate_factor * math.log(2 / eps)) + 100
+    return int(5 * rate_factor * math.log(2 / eps)) + 100
 
 
 def measure_cg_rate(params: Params) -> Measurement:
@@ -377,7 +377,7 @@ def _judge_exponent(exponent: float, rival: float):
                 check(
                     "over_budget" not in m,
                     f"kappa={p['kappa']:g}: over the budget of {m.get('over_budget')} HVPs "
-                    f"(20x the predicted kappa^{exponent:g} log(2/eps))",
+                    f"(5x the predicted kappa^{exponent:g} log(2/eps))",
                 )
                 # a count is evidence only for a solve that converged, with HVPs recorded
                 check(

@@ -86,113 +86,37 @@ def meta_train_ascent(
     return theta, losses
 
 
-def ufom_missing_inverse_q(
-    theta,
-    train_loss,
-    test_loss,
-    task,
-    *,
-    steps,
-    lr,
-    q,
-    generator=None,
-    xi=None,
-    recompute=True,
-    counts=None,
-) -> Any:
+def ufom_missing_inverse_q(theta, train_loss, test_loss, task, **options) -> Any:
     """UFOM's correction without its 1/q: g_FO + xi (g_ex - g_FO) (the weight of the official
     toy's first draft)."""
     from dataclasses import replace
 
     from bilevel.solvers.ufom import ufom_estimate
 
-    result = ufom_estimate(
-        theta,
-        train_loss,
-        test_loss,
-        task,
-        steps=steps,
-        lr=lr,
-        q=q,
-        generator=generator,
-        xi=xi,
-        recompute=recompute,
-        counts=counts,
-    )
-    if not result.drawn:
-        return result
-    return replace(result, estimate=result.exact)
+    result = ufom_estimate(theta, train_loss, test_loss, task, **options)
+    return replace(result, estimate=result.exact) if result.drawn else result
 
 
-def fom_unadapted(
-    theta,
-    train_loss,
-    test_loss,
-    task,
-    *,
-    steps,
-    lr,
-    q,
-    generator=None,
-    xi=None,
-    recompute=True,
-    counts=None,
-) -> Any:
+def fom_unadapted(theta, train_loss, test_loss, task, **options) -> Any:
     """FOM (q = 0) whose gradient is taken at theta instead of at the adapted phi_r (the
     adaptation's result dropped)."""
     from bilevel.solvers.ufom import ufom_estimate
 
-    steps = 0 if q == 0 else steps
-    return ufom_estimate(
-        theta,
-        train_loss,
-        test_loss,
-        task,
-        steps=steps,
-        lr=lr,
-        q=q,
-        generator=generator,
-        xi=xi,
-        recompute=recompute,
-        counts=counts,
-    )
+    if options.get("q") == 0:
+        options = {**options, "steps": 0}
+    return ufom_estimate(theta, train_loss, test_loss, task, **options)
 
 
-def ufom_hvps_uncounted(
-    theta,
-    train_loss,
-    test_loss,
-    task,
-    *,
-    steps,
-    lr,
-    q,
-    generator=None,
-    xi=None,
-    recompute=True,
-    counts=None,
-) -> Any:
+def ufom_hvps_uncounted(theta, train_loss, test_loss, task, **options) -> Any:
     """UFOM that does not count the recomputed adaptations of its correction (its cost then
     looks like r + 1 + q r instead of r + 1 + q (r(r-1)/2 + r))."""
     from bilevel.solvers.oracles import OracleCounts
     from bilevel.solvers.ufom import ufom_estimate
 
-    mine = OracleCounts()
-    result = ufom_estimate(
-        theta,
-        train_loss,
-        test_loss,
-        task,
-        steps=steps,
-        lr=lr,
-        q=q,
-        generator=generator,
-        xi=xi,
-        recompute=recompute,
-        counts=mine,
-    )
+    counts, mine = options.pop("counts", None), OracleCounts()
+    result = ufom_estimate(theta, train_loss, test_loss, task, counts=mine, **options)
     if counts is not None:
         counts.grad_outer += mine.grad_outer
-        counts.grad_inner += steps
+        counts.grad_inner += options["steps"]
         counts.hvp += mine.hvp
     return result
