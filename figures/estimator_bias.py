@@ -3,7 +3,8 @@ projected on a unit direction u, against the number of samples, with its 1e-6 si
 confidence band (z = 5.33 times the running standard error) and the closed-form bias (dashed);
 left FOM and UFOM (q = 0.25) on quadratic meta-learning tasks (spec 7.9), middle stocBiO's
 stochastic Neumann sum (Q = 3) and randomized truncation (p = 0.3) on a quadratic bilevel
-instance (spec 7.7). Right: UFOM's measured mean cost per estimate against q with the derived
+instance (spec 7.7). Right: UFOM's expected cost per estimate against q, counted exactly over
+tasks and the Bernoulli draw from the estimator's own oracle counts, with the derived
 C_det + q C_rnd (spec 4.2; r = 5 steps, C_rnd = r(r - 1)/2 + r with recomputation).
 
 Data: ``estimators/mean-equals-predicted-bias``, ``ufom/optimal-q-sweep``.
@@ -79,7 +80,7 @@ def draw(data: dict[str, ClaimData]) -> Figure:
         linestyle="none",
         marker=look["marker"],
         color=look["color"],
-        label="UFOM (measured)",
+        label="UFOM (counted)",
     )
     cost.set_xlabel("$q$")
     cost.set_ylabel("oracle calls per estimate")

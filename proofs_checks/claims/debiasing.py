@@ -271,8 +271,8 @@ def measure_q_sweep(params: Params) -> Measurement:
     q_star = float(ufom_optimal_q(sp.Float(v2), sp.Float(d2), r + 1, r * (r - 1) // 2 + r))
     ufom = implementation("ufom")
 
-    def exact_time(q: float) -> float:
-        """T(q) = E[calls] sqrt(E||g_hat||^2), exactly over the tasks and xi."""
+    def exact_cost_and_moment(q: float) -> tuple[float, float]:
+        """E[calls] and E||g_hat||^2, exactly over the tasks and xi (the slot's own counts)."""
         cost, moment = 0.0, 0.0
         for task, w in enumerate(inst.w):
             for xi, p_xi in ((False, 1 - q), (True, q)):
@@ -291,18 +291,25 @@ def measure_q_sweep(params: Params) -> Measurement:
                 weight = float(w) * p_xi
                 cost += weight * (counts.grad_inner + counts.grad_outer + counts.hvp)
                 moment += weight * float(estimate @ estimate)
+        return cost, moment
+
+    def exact_time(q: float) -> float:
+        cost, moment = exact_cost_and_moment(q)
         return cost * float(np.sqrt(moment))
 
     found = minimize_scalar(
         exact_time, bounds=(1e-3, 1.0), method="bounded", options={"xatol": 1e-9}
     )
-    grid = {q: exact_time(q) for q in params["grid"]}
+    rows = []
+    for q in params["grid"]:
+        cost, moment = exact_cost_and_moment(q)
+        rows.append({"q": q, "cost": cost, "moment": moment, "time": cost * float(np.sqrt(moment))})
     return {
         "q_star": q_star,
         "q_min": float(found.x),
         "t_min": float(found.fun),
         "t_star": exact_time(q_star),
-        "grid": {f"{q:g}": t for q, t in grid.items()},
+        "rows": rows,
     }
 
 
@@ -314,7 +321,7 @@ def judge_q_sweep(_: list[Params], ms: list[Measurement]) -> Verdict:
             abs(m["q_min"] - m["q_star"]) <= 1e-6,
             f"T(q) is minimised at q = {m['q_min']:.6f}, the derived q* is {m['q_star']:.6f}",
         )
-        sweep = ", ".join(f"T({q}) = {t:.2f}" for q, t in m["grid"].items())
+        sweep = ", ".join(f"T({row['q']:g}) = {row['time']:.2f}" for row in m["rows"])
         return (
             f"argmin T = {m['q_min']:.6f} vs q* = {m['q_star']:.6f}; T(q*) = {m['t_star']:.3f}; "
             + sweep,

@@ -114,8 +114,8 @@ def measure_neumann_rate(params: Params) -> Measurement:
         "bounds": bounds,
         "rho": 1.0 - eta * mu,
         "floor": float(k.kappa) * U64 * float(np.linalg.norm(truth)),
-        "outputs": outputs,
-        "closed": closed,
+        "closed_form_outputs": outputs,  # at CLOSED_FORM_STEPS ("closed" is ITD's error norms)
+        "closed_form_values": closed,
         "kappa": float(k.kappa),
         "scale": float(np.linalg.norm(truth)),
     }
@@ -126,7 +126,11 @@ def judge_neumann_rate(params: list[Params], ms: list[Measurement]) -> Verdict:
         fits = []
         for p, m in zip(params, ms, strict=True):
             gaps = _closed_form_gaps(
-                m["outputs"], m["closed"], CLOSED_FORM_STEPS, m["kappa"], m["scale"]
+                m["closed_form_outputs"],
+                m["closed_form_values"],
+                CLOSED_FORM_STEPS,
+                m["kappa"],
+                m["scale"],
             )
             check(not gaps, f"kappa={p['kappa']:g}: " + "; ".join(gaps[:2]))
             assert_bound_holds(m["errors"], m["bounds"])

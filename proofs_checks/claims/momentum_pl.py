@@ -239,6 +239,7 @@ def measure_sample_complexity(params: Params) -> Measurement:
         "steps": steps,
         "norms": norms,
         "samples_per_step": (drawn[0] + 8 * full_data[0]) / (params["iterations"] + 1),
+        "per_step": sum(state.counts.as_dict().values()) / params["iterations"],  # oracle calls
         "batch": rows,
     }
 
