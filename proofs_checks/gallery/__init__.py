@@ -219,7 +219,10 @@ MUTANTS: tuple[Mutant, ...] = (
        "ufom/toy-fixed-points"),
     _m("meta-train-ascent", "meta-train", "meta:meta_train_ascent",
        "meta-update with its sign flipped (theta + lr g)",
-       "ji2022-maml/sinusoid-meta-training"),
+       "ji2022-maml/sinusoid-meta-training", "ji2022-maml/meta-train-update-rule"),
+    _m("meta-train-method-dropped", "meta-train", "meta:meta_train_method_dropped",
+       "the method not passed to the meta-gradient (MAML whatever is asked)",
+       "ji2022-maml/meta-train-update-rule"),
 )  # fmt: skip
 
 

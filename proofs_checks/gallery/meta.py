@@ -120,3 +120,12 @@ def ufom_hvps_uncounted(theta, train_loss, test_loss, task, **options) -> Any:
         counts.grad_inner += options["steps"]
         counts.hvp += mine.hvp
     return result
+
+
+def meta_train_method_dropped(params, support_loss, query_loss, sample_tasks, generator, **kw):
+    """Meta-training that does not pass ``method`` to the meta-gradient (MAML whatever is asked;
+    the ANIL head restriction kept)."""
+    from bilevel.solvers.maml import meta_train
+
+    kw["method"] = "maml"
+    return meta_train(params, support_loss, query_loss, sample_tasks, generator, **kw)
