@@ -127,6 +127,11 @@ def _verified_claims(args: argparse.Namespace) -> int:
     from .runner import ClaimResult
 
     payload = json.loads(args.report.read_text(encoding="utf-8"))
+    if not isinstance(payload, dict):
+        raise ValueError(
+            f"{args.report} is not a {SCHEMA_ID} report (a JSON {type(payload).__name__}, not "
+            "an object); run bilevel verify again"
+        )
     if payload.get("schema") != SCHEMA_ID:
         raise ValueError(
             f"{args.report} is not a {SCHEMA_ID} report (schema {payload.get('schema')!r}); "

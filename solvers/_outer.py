@@ -144,6 +144,14 @@ def run_outer(
         raise ValueError("give a budget: iterations, oracle_calls or seconds")
     if iterations is not None:
         check_steps(iterations, "iterations")
+    if oracle_calls is not None:
+        check_steps(oracle_calls, "oracle_calls")
+    if seconds is not None and (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 <= seconds < float("inf")
+    ):
+        raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
     if metric_every < 1:
         raise ValueError(f"metric_every must be >= 1, got {metric_every}")
     state, start = algorithm.init(x, y), time.perf_counter()

@@ -79,6 +79,10 @@ class MinimaxGDA:
             raise ValueError(f"growth (rho) must be >= 1, got {self.growth}")
         check_steps(self.stage_iterations, "stage_iterations")
         check_steps(self.stages, "stages")
+        if self.stages < 1:
+            raise ValueError(
+                f"stages must be >= 1 (one stage is single-stage GDA), got {self.stages}"
+            )
         if self.form not in FORMS:
             raise ValueError(f"unknown form {self.form!r}; choose one of {FORMS}")
         if self.update not in UPDATES:

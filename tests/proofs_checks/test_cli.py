@@ -160,3 +160,11 @@ def test_claims_report_exports_the_verified_claims_as_latex(tmp_path, capsys) ->
     stale.write_text('{"schema": "bilevel-report/2", "claims": []}')
     assert cli.main(["claims", "--report", str(stale)]) == 2
     assert "run bilevel verify again" in capsys.readouterr().err
+
+
+def test_claims_report_on_a_json_list_is_a_clear_error(tmp_path, capsys) -> None:
+    """``bilevel claims --report`` on a JSON list used to end in an uncaught AttributeError."""
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    assert cli.main(["claims", "--report", str(path)]) == 2
+    assert "is not a bilevel-report/4 report (a JSON list" in capsys.readouterr().err

@@ -402,3 +402,38 @@ def test_trace_records_a_test_metric_every_few_iterations() -> None:
     assert trace[3]["test_metric"] != trace[0]["test_metric"]
     with pytest.raises(ValueError, match="metric_every"):
         algo.run(x0, y0, iterations=1, metric=lambda s: 0.0, metric_every=0)
+
+
+@pytest.mark.parametrize(
+    "budget, match",
+    [
+        ({"oracle_calls": -5}, "oracle_calls must be a non-negative integer"),
+        ({"seconds": -1.0}, "seconds must be a finite number >= 0"),
+        ({"seconds": float("nan")}, "seconds must be a finite number >= 0"),
+        ({"iterations": 3, "seconds": float("inf")}, "seconds must be a finite number >= 0"),
+    ],
+)
+def test_run_refuses_a_negative_or_nan_budget_before_any_step(budget, match) -> None:
+    """A negative budget used to return after 0 iterations; seconds=nan never returned."""
+    from bilevel.solvers import AIDBiO
+
+    A = torch.eye(2, dtype=torch.float64)
+
+    def inner(x, y):
+        return 0.5 * y @ A @ y - x @ y
+
+    def outer(x, y):
+        return 0.5 * (y**2).sum()
+
+    algo = AIDBiO(outer, inner, 1, 0.5, 0.1)
+    zeros = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=match):
+        algo.run(zeros, zeros, **budget)
+
+
+def test_minimax_gda_refuses_zero_stages() -> None:
+    """stages=0 used to be accepted, and the penalty silently became lambda_0 / rho."""
+    from bilevel.solvers.minimax_gda import MinimaxGDA
+
+    with pytest.raises(ValueError, match="stages must be >= 1"):
+        MinimaxGDA(lambda x, y: x.sum(), lambda x, y: y.sum(), 1.0, 0.1, 0.1, 0.1, 2.0, stages=0)
