@@ -657,7 +657,7 @@ def _meta_reference(theta, A, G, c, d, loss, drawn, steps, lr, meta_lr, method):
             else:
                 outer = loss(phi, (G[t], d[t]))
                 grads = torch.autograd.grad(outer, [leaves["head"], leaves["body"]])
-            total_loss += float(outer)
+            total_loss += float(outer.detach())
             for k, g in zip(("head", "body"), grads, strict=True):
                 total_grad[k] = total_grad[k] + g / len(index)
         losses.append(total_loss / len(index))
