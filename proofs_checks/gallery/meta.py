@@ -9,39 +9,18 @@ from typing import Any
 from bilevel.solvers.maml import meta_gradient
 
 
-def maml_as_fomaml(
-    params, support_loss, query_loss, tasks, *, steps, lr, method="maml", adapt_keys=None
-) -> Any:
+def maml_as_fomaml(params, support_loss, query_loss, tasks, **options) -> Any:
     """MAML whose adaptation Jacobian is dropped (computes FO-MAML when asked for MAML)."""
-    method = "fomaml" if method == "maml" else method
-    return meta_gradient(
-        params,
-        support_loss,
-        query_loss,
-        tasks,
-        steps=steps,
-        lr=lr,
-        method=method,
-        adapt_keys=adapt_keys,
-    )
+    if options.get("method", "maml") == "maml":
+        options = {**options, "method": "fomaml"}
+    return meta_gradient(params, support_loss, query_loss, tasks, **options)
 
 
-def anil_adapts_body(
-    params, support_loss, query_loss, tasks, *, steps, lr, method="maml", adapt_keys=None
-) -> Any:
+def anil_adapts_body(params, support_loss, query_loss, tasks, **options) -> Any:
     """ANIL that adapts every parameter, the body included (``adapt_keys`` not passed on)."""
-    if method == "anil":
-        method, adapt_keys = "maml", None
-    return meta_gradient(
-        params,
-        support_loss,
-        query_loss,
-        tasks,
-        steps=steps,
-        lr=lr,
-        method=method,
-        adapt_keys=adapt_keys,
-    )
+    if options.get("method") == "anil":
+        options = {**options, "method": "maml", "adapt_keys": None}
+    return meta_gradient(params, support_loss, query_loss, tasks, **options)
 
 
 def meta_train_ascent(
