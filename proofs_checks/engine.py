@@ -63,7 +63,12 @@ class Verdict:
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
+            hint = (
+                " (the third field is the outcome, no longer a bool: pass 'holds' or 'refuted')"
+                if isinstance(self.outcome, bool)
+                else ""
+            )
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}{hint}")
 
     @property
     def holds(self) -> bool:

@@ -61,9 +61,7 @@ class ClaimResult:
     measured: str
     interval: str
     holds: bool
-    passed: (
-        bool  # the outcome is what the claim must do ("holds", or "refuted" if expected to fail)
-    )
+    passed: bool  # the outcome is the expected one: "holds" (or "refuted" if expect == "fails")
     runs: int
     seconds: float  # sum over the claim's runs, as measured when each was executed
     statistical_tests: int = 0  # tests run by its measurements and its judge
