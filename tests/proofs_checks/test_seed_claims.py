@@ -104,9 +104,18 @@ def test_a_constant_step_refutes_the_sample_complexity_claim_with_32_seeds() -> 
     """MSGBiO with a constant step stalls at a noise floor: with 32 seeds (t_31 = 6.2 at 1e-6)
     the lower bound of the per-seed slope of the iterate average lies above -1/4 (about 60 s);
     the quick grid's 8 seeds cannot see it (its stated power)."""
+    from dataclasses import dataclass
+
+    from bilevel.solvers.msgbio import MSGBiO
+
+    @dataclass(frozen=True)
+    class FrozenStep(MSGBiO):  # eta_t held at 0.3 (the gallery's constant step, eta_0 = 1 at
+        def eta(self, t: int) -> float:  # the claim's k = m0 = 1, diverges: a loud failure)
+            return 0.3
+
     claim = _claim(momentum_pl, "msgbio/sample-complexity")
     runs = [{**claim.runs("quick")[0], "seed": seed, "iterations": 4000} for seed in range(32)]
-    with using({"msgbio": f"{G}.outer:MSGBiOConstantStep"}):
+    with using({"msgbio": FrozenStep}):
         verdict = _verdict(claim, runs)
     assert verdict.outcome == "refuted" and "samples grow faster than eps^-4" in verdict.measured
 
