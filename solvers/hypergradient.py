@@ -163,11 +163,22 @@ def hypergradient(
             opts["variant"],
             counts,
         )
-        return x_spec.unflatten(result)
+        return x_spec.unflatten(_finite_result(result, method))
     f = flat_objective(outer, x_spec, y_spec, "outer")
     g = flat_objective(inner, x_spec, y_spec, "inner")
     result = _estimate(method, opts, f, g, x_flat, y_flat, counts)
-    return x_spec.unflatten(result)
+    return x_spec.unflatten(_finite_result(result, method))
+
+
+def _finite_result(result: torch.Tensor, method: str) -> torch.Tensor:
+    """The estimate, or ``FloatingPointError`` if any entry is NaN or inf (the docstring's
+    promise; a NaN outer objective used to come back as [nan, nan] from fo, exact and itd)."""
+    if not bool(torch.isfinite(result).all()):
+        raise FloatingPointError(
+            f"hypergradient (method={method!r}) is NaN/inf; likely cause: the outer or inner "
+            "objective (or its gradient) is not finite at (x, y), or a step size above 2 / L"
+        )
+    return result
 
 
 def _estimate(

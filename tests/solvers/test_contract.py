@@ -567,3 +567,34 @@ def test_finiteness_check_names_the_bad_leaf_and_accepts_finite_entries_whose_su
         flatten((good, torch.tensor([1.0, -float("inf")], dtype=torch.float64)), "y")
     with pytest.raises(ValueError, match=r"y\[0\] contains NaN or inf"):
         flatten((torch.tensor([float("inf"), -float("inf")], dtype=torch.float64), good), "y")
+
+
+@pytest.mark.parametrize("method", ["fo", "exact", "itd", "cg", "neumann"])
+def test_a_nan_outer_objective_raises_instead_of_returning_nan(method) -> None:
+    """The docstring promises FloatingPointError on NaN; fo, exact and itd used to return
+    [nan, nan] for an outer objective that evaluates to NaN."""
+    from bilevel.solvers import hypergradient
+
+    A = torch.tensor([[2.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+
+    def inner(x, y):
+        return 0.5 * y @ A @ y - y @ x
+
+    def outer(x, y):
+        return ((y**2).sum() + x.sum()) * torch.tensor(float("nan"), dtype=torch.float64)
+
+    options = {
+        "cg": {"steps": 3},
+        "neumann": {"steps": 3, "lr": 0.2},
+        "itd": {"steps": 3, "lr": 0.2},
+    }
+    x = torch.ones(2, dtype=torch.float64)
+    with pytest.raises(FloatingPointError, match="NaN/inf"):
+        hypergradient(
+            outer,
+            inner,
+            x,
+            torch.zeros(2, dtype=torch.float64),
+            method=method,
+            **options.get(method, {}),
+        )
