@@ -37,7 +37,7 @@ class GroundTruthSlot:
         return registry.load_target(self.target)
 
     def signature(self) -> str:
-        return registry.Method(self.id, self.target, "analysis", "", "").signature()
+        return registry.target_signature(self.target)
 
 
 GROUND_TRUTH: tuple[GroundTruthSlot, ...] = (

@@ -42,12 +42,16 @@ class Method:
 
     def signature(self) -> str:
         """The call signature a replacement must accept (the default's)."""
-        obj = self.load()
-        name = self.target.rsplit(":", 1)[1]
-        try:
-            return f"{name}{inspect.signature(obj)}"
-        except (TypeError, ValueError):  # pragma: no cover - builtins
-            return name
+        return target_signature(self.target)
+
+
+def target_signature(target: str) -> str:
+    """``name(signature)`` of the object ``target`` ("module:attr") names."""
+    name = target.rsplit(":", 1)[1]
+    try:
+        return f"{name}{inspect.signature(load_target(target))}"
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return name
 
 
 def load_target(target: str) -> Any:

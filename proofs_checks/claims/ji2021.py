@@ -167,8 +167,7 @@ def measure_itd_error(params: Params) -> Measurement:
         closed.append(float(np.linalg.norm(inst.itd_error(T, alpha, y0, backend="numpy")(x))))
         bounds.append(float(inst.itd_error_bound(T, alpha, y0, backend="numpy")(x)))
     modes: dict[str, list] = {}
-    for mode in CHECKPOINT_MODES:
-        checkpoint = int(mode) if mode.isdigit() else {"True": True}.get(mode, mode)
+    for mode, checkpoint in CHECKPOINT_MODES.items():
         modes[mode] = [
             _torch_hypergradient(
                 inst, x, y0, "itd", steps=T, lr=alpha, checkpoint=checkpoint
@@ -192,7 +191,7 @@ def measure_itd_error(params: Params) -> Measurement:
 
 
 #: checkpoint modes of ``hypergradient(method="itd")`` held to the same closed form, and the T
-CHECKPOINT_MODES = ("True", "3", "sqrt", "binomial")
+CHECKPOINT_MODES = {"True": True, "3": 3, "sqrt": "sqrt", "binomial": "binomial"}
 CHECKPOINT_STEPS = (7, 20)
 
 

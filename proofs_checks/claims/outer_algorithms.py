@@ -34,39 +34,19 @@ from ..engine import Claim, Measurement, Params, Verdict, check, judged
 from ..instances import convex_phi_instance, hyperobjective_hessian, quadratic_objectives
 from ..rates import assert_linear_rate
 from ..reference import (
+    TRAJECTORY_STEPS,
+    TRAJECTORY_TOL,
+    RecordingSampler,
     affine_rate_and_fixed_point,
     aid_bio_reference,
     aid_bio_reference_step,
     itd_bio_reference,
     itd_bio_reference_step,
+    run_iterates,
     stocbio_bio_reference,
+    trajectory_gap,
 )
 from ..slots import implementation
-
-#: iterates compared with the numpy update rule, and the relative tolerance (float64 sums in
-#: another order; the maps contract, so rounding does not grow over 30 iterations)
-REFERENCE_ITERATES = 30
-REFERENCE_TOL = 1e-10
-
-
-def _trajectory_gap(xs_torch: list, xs_reference: list) -> tuple[float, int]:
-    """max_k ||x_k - x_k^ref|| / max(1, ||x_k^ref||) and the first k where it exceeds the tol."""
-    worst, first = 0.0, -1
-    for k, (a, b) in enumerate(zip(xs_torch, xs_reference, strict=True)):
-        gap = float(np.linalg.norm(np.subtract(a, b))) / max(1.0, float(np.linalg.norm(b)))
-        if gap > REFERENCE_TOL and first < 0:
-            first = k
-        worst = max(worst, gap)
-    return worst, first
-
-
-def _iterates(algo, x0: torch.Tensor, y0: torch.Tensor, count: int) -> list[list[float]]:
-    state = algo.init(x0, y0)
-    xs = [state.x.tolist()]
-    for _ in range(count):
-        state = algo.step(state)
-        xs.append(state.x.tolist())
-    return xs
 
 
 def _setup(params: Params):
@@ -98,18 +78,18 @@ def measure_aid_rate(params: Params) -> Measurement:
         return np.concatenate(aid_bio_reference_step(blocks, x, y, v, **hyper))
 
     rho_m, _ = affine_rate_and_fixed_point(affine_step, d_x + 2 * d_y)
-    reference = aid_bio_reference(blocks, x0.numpy(), y0.numpy(), REFERENCE_ITERATES, **hyper)
+    reference = aid_bio_reference(blocks, x0.numpy(), y0.numpy(), TRAJECTORY_STEPS, **hyper)
     # the CG path (nonlinear, no rate predicted): its iterates against the rule as well
     cg_hyper = {**hyper, "inner_steps": 10, "solver": "cg", "solver_steps": 3}
     cg_algo = implementation("aid-bio")(outer=outer, inner=inner, **cg_hyper)
-    cg_reference = aid_bio_reference(blocks, x0.numpy(), y0.numpy(), REFERENCE_ITERATES, **cg_hyper)
+    cg_reference = aid_bio_reference(blocks, x0.numpy(), y0.numpy(), TRAJECTORY_STEPS, **cg_hyper)
     return {
         "grad_norms": [row["grad_norm"] for row in trace],
         "rho_gd": 1 - mu_phi / L_phi,
         "rho_iteration": rho_m,
-        "iterates": _iterates(algo, x0, y0, REFERENCE_ITERATES),
+        "iterates": run_iterates(algo, x0, y0),
         "reference": [x.tolist() for x in reference],
-        "cg_iterates": _iterates(cg_algo, x0, y0, REFERENCE_ITERATES),
+        "cg_iterates": run_iterates(cg_algo, x0, y0),
         "cg_reference": [x.tolist() for x in cg_reference],
     }
 
@@ -118,9 +98,9 @@ def judge_aid_rate(params: list[Params], ms: list[Measurement]) -> Verdict:
     def compare() -> tuple[str, str]:
         fits = []
         for m in ms:
-            worst, first = _trajectory_gap(m["iterates"], m["reference"])
+            worst, first = trajectory_gap(m["iterates"], m["reference"])
             check(first < 0, f"iterate {first} departs from the update rule by {worst:.2e}")
-            worst, first = _trajectory_gap(m["cg_iterates"], m["cg_reference"])
+            worst, first = trajectory_gap(m["cg_iterates"], m["cg_reference"])
             check(first < 0, f"CG: iterate {first} departs from the update rule by {worst:.2e}")
             fits.append(assert_linear_rate(m["grad_norms"], m["rho_iteration"], tol=0.01))
             theory = np.log(m["rho_iteration"]) / np.log(m["rho_gd"])
@@ -138,8 +118,8 @@ def judge_aid_rate(params: list[Params], ms: list[Measurement]) -> Verdict:
     return judged(
         "x_k = update rule; ||grad Phi(x_k)|| ~ rho(M)^k, rho(M) = 1 - mu_Phi/L_Phi (5%)",
         compare,
-        power=f"any of the first {REFERENCE_ITERATES} iterates off the update rule by > "
-        f"{REFERENCE_TOL:g} (relative); a rate off rho(M) by >= 1% in log",
+        power=f"any of the first {TRAJECTORY_STEPS} iterates off the update rule by > "
+        f"{TRAJECTORY_TOL:g} (relative); a rate off rho(M) by >= 1% in log",
     )
 
 
@@ -149,11 +129,7 @@ def measure_stocbio_rule(params: Params) -> Measurement:
     inst = convex_phi_instance(3, 5, 10.0, params["seed"])
     L = float(inst.constants.L)
     f, g, draw = noisy_quadratic_objectives(inst, NOISE)
-    drawn: list[float] = []
-
-    def sampler(generator: torch.Generator) -> float:
-        drawn.append(draw(generator))
-        return drawn[-1]
+    sampler = RecordingSampler(draw)
 
     hyper = {
         "inner_steps": 3,
@@ -170,22 +146,21 @@ def measure_stocbio_rule(params: Params) -> Measurement:
         **hyper,
     )
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
-    iterates = _iterates(algo, x0, y0, REFERENCE_ITERATES)
-    expected = REFERENCE_ITERATES * (hyper["inner_steps"] + hyper["neumann_steps"] + 2)
-    batches = drawn if len(drawn) == expected else [0.0] * expected
+    iterates = run_iterates(algo, x0, y0)
+    expected = TRAJECTORY_STEPS * (hyper["inner_steps"] + hyper["neumann_steps"] + 2)
     reference = stocbio_bio_reference(
         inst.as_numpy(),
         x0.numpy(),
         y0.numpy(),
-        batches,
-        REFERENCE_ITERATES,
+        sampler.replay(expected, placeholder=0.0),
+        TRAJECTORY_STEPS,
         noise=NOISE,
         **hyper,
     )
     return {
         "iterates": iterates,
         "reference": [x.tolist() for x in reference],
-        "drawn": len(drawn),
+        "drawn": len(sampler.drawn),
         "expected_draws": expected,
     }
 
@@ -201,16 +176,16 @@ def judge_stocbio_rule(_: list[Params], ms: list[Measurement]) -> Verdict:
                 m["drawn"] == m["expected_draws"],
                 f"drew {m['drawn']} minibatches, the rule draws {m['expected_draws']}",
             )
-            worst, first = _trajectory_gap(m["iterates"], m["reference"])
+            worst, first = trajectory_gap(m["iterates"], m["reference"])
             check(first < 0, f"iterate {first} departs from the update rule by {worst:.2e}")
             worst_all = max(worst_all, worst)
-        return f"max relative gap {worst_all:.1e} over {REFERENCE_ITERATES} iterates", ""
+        return f"max relative gap {worst_all:.1e} over {TRAJECTORY_STEPS} iterates", ""
 
     return judged(
         "x_k = stocBiO's rule (numpy, the same minibatches)",
         compare,
-        power=f"any of the first {REFERENCE_ITERATES} iterates off the rule by > "
-        f"{REFERENCE_TOL:g} (relative); another number of minibatches",
+        power=f"any of the first {TRAJECTORY_STEPS} iterates off the rule by > "
+        f"{TRAJECTORY_TOL:g} (relative); another number of minibatches",
     )
 
 
@@ -228,13 +203,13 @@ def measure_itd_no_loop(params: Params) -> Measurement:
 
     rho, fixed = affine_rate_and_fixed_point(affine_step, d_x + len(y0))
     x_inf = fixed[:d_x]
-    reference = itd_bio_reference(blocks, x0.numpy(), y0.numpy(), REFERENCE_ITERATES, **hyper)
+    reference = itd_bio_reference(blocks, x0.numpy(), y0.numpy(), TRAJECTORY_STEPS, **hyper)
     return {
         "x": state.x.tolist(),
         "x_inf": x_inf.tolist(),
         "rate": rho,
         "grad_phi_at_limit": float(np.linalg.norm(grad_phi(torch.from_numpy(x_inf)).numpy())),
-        "iterates": _iterates(algo, x0, y0, REFERENCE_ITERATES),
+        "iterates": run_iterates(algo, x0, y0),
         "reference": [x.tolist() for x in reference],
     }
 
@@ -243,7 +218,7 @@ def judge_itd_no_loop(params: list[Params], ms: list[Measurement]) -> Verdict:
     def compare() -> tuple[str, str]:
         parts = []
         for p, m in zip(params, ms, strict=True):
-            worst, first = _trajectory_gap(m["iterates"], m["reference"])
+            worst, first = trajectory_gap(m["iterates"], m["reference"])
             check(first < 0, f"iterate {first} departs from the update rule by {worst:.2e}")
             # the iteration contracts by rate^k: after 3000 steps the gap is rate^3000 ||x0 - x_inf||
             check(m["rate"] ** p["iterations"] < 1e-10, f"rate {m['rate']:.6f}: too slow to judge")
