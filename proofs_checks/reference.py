@@ -358,8 +358,8 @@ def stocbio_bio_reference(
     inner_steps: int,
     inner_lr: float,
     outer_lr: float,
-    neumann_steps: int,
-    neumann_lr: float,
+    solver_steps: int,
+    solver_lr: float,
     noise: float,
 ) -> list[np.ndarray]:
     """x_0..x_K of stocBiO (paper variant, spec 6.4) on the noisy quadratic of
@@ -377,10 +377,10 @@ def stocbio_bio_reference(
         next(queue)  # D_F
         rhs = _grad_y_outer(b, x, y)
         s = rhs.copy()
-        for _ in range(neumann_steps):
+        for _ in range(solver_steps):
             scale = 1 + noise * next(queue)
-            s = rhs + s - neumann_lr * scale * b["A"] @ s
-        v = neumann_lr * s
+            s = rhs + s - solver_lr * scale * b["A"] @ s
+        v = solver_lr * s
         next(queue)  # D_G
         x = x - outer_lr * (_grad_x_outer(b, x, y) + b["B"].T @ v)
         xs.append(x.copy())

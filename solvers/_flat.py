@@ -30,6 +30,14 @@ class FlatSpec:
     def sizes(self) -> list[int]:
         return [int(torch.Size(s).numel()) for s in self.shapes]
 
+    def pack(self, tree: Tree) -> torch.Tensor:
+        """The flat vector of a tree of this structure (no validation: the inverse of
+        ``unflatten`` on trees this spec made)."""
+        if self.kind == "tensor":
+            return tree.reshape(-1)
+        leaves = [tree[k] for k in self.keys] if self.kind == "dict" else list(tree)
+        return torch.cat([leaf.reshape(-1) for leaf in leaves])
+
     def unflatten(self, flat: torch.Tensor) -> Tree:
         if self.kind == "tensor":  # the common case, on every objective call: at most a view
             (shape,) = self.shapes

@@ -1,58 +1,155 @@
-"""The loop every outer algorithm shares: budgets, trace, progress (benchmark_bilevel style).
+"""The protocol every outer algorithm follows, and the loop they share (benchmark_bilevel style).
 
-An algorithm provides ``init(x, y) -> state`` and ``step(state) -> state``, where the state has
-``x``, ``y``, ``iteration`` and ``counts`` (``OracleCounts``), and ``outer`` (f) for the trace.
+Every outer algorithm is a frozen, keyword-only dataclass deriving from ``OuterAlgorithm``:
+
+- ``init(x, y) -> state`` and ``step(state) -> state``; a step returns a new state and leaves
+  the one it was given (its tensors and its ``OracleCounts``) unchanged;
+- ``run(x, y, *, iterations=, oracle_calls=, seconds=, ...) -> (state, trace)``;
+- ``value(state)``, the outer objective at the state, for the trace.
+
+x and y may be tensors of any shape, tuples / lists or dicts of tensors (for example
+``dict(model.named_parameters())`` with ``torch.func.functional_call``); the state holds them
+in the caller's structure. An algorithm's own code (``init_vectors`` / ``step_vectors``) sees
+one flat vector per variable: the objectives are wrapped once per structure, and 1-D tensors
+pass through untouched.
+
+The one vocabulary of hyper-parameters (each algorithm documents which it uses):
+``inner_lr`` / ``inner_steps`` (gradient steps on g in y), ``outer_lr`` (the step on x),
+``solver_lr`` / ``solver_steps`` (the linear system H v = grad_y f), ``warm_start_y`` /
+``warm_start_v`` (start the next outer iteration's inner or linear-system loop from the last
+solution), ``sampler`` / ``generator`` (one minibatch per call, every draw from the generator),
+``smoothness`` (constants the step sizes are checked against).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 import torch
 from tqdm import tqdm
 
-from ._flat import check_steps
+from ._flat import FlatSpec, Tree, batched_flat_objective, check_steps, flat_objective, flatten
 from .oracles import OracleCounts
 
 
 @dataclass
 class OuterState:
-    """The iterate (x, y) after ``iteration`` outer steps and the oracle calls spent so far."""
+    """The iterate (x, y) after ``iteration`` outer steps and the oracle calls spent so far.
 
-    x: torch.Tensor
-    y: torch.Tensor
+    ``x`` and ``y`` are in the caller's structure (``layout`` rebuilds them from flat vectors;
+    None for 1-D tensors, which need no rebuilding)."""
+
+    x: Tree
+    y: Tree
     iteration: int = 0
     counts: OracleCounts = field(default_factory=OracleCounts)
-
-
-class OuterAlgorithm(Protocol):
-    outer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> Any: ...
-
-    def step(self, state: Any) -> Any: ...
+    layout: Layout | None = field(default=None, kw_only=True, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
-class FullBatchTrace:
-    """A stochastic algorithm (objectives ``f(x, y, batch)``) seen by ``run_outer``: its trace
-    evaluates f on the batch ``None``, the objectives' full-data value."""
+class Layout:
+    """The structures of x and y (``y`` None: the algorithm has no lower-level variable)."""
 
-    algorithm: Any
+    x: FlatSpec
+    y: FlatSpec | None
 
-    def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.algorithm.outer(x, y, None)
+    @staticmethod
+    def of(x: Tree, y: Tree | None) -> tuple[Layout | None, torch.Tensor, torch.Tensor]:
+        """Validate the starting points; return (layout, x vector, y vector), layout None when
+        both are 1-D tensors."""
+        x_flat, x_spec = flatten(x, "x")
+        if y is None:
+            y_flat, y_spec = x_flat.new_zeros(0), None
+        else:
+            y_flat, y_spec = flatten(y, "y")
+            if x_flat.dtype != y_flat.dtype or x_flat.device != y_flat.device:
+                raise ValueError(
+                    f"x and y must share dtype and device; x is {x_flat.dtype} on "
+                    f"{x_flat.device}, y is {y_flat.dtype} on {y_flat.device}"
+                )
+        trivial = _is_vector(x) and (y is None or _is_vector(y))
+        return (None if trivial else Layout(x_spec, y_spec)), x_flat, y_flat
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> Any:
-        return self.algorithm.init(x, y)
+    def pack(self, state: OuterState) -> OuterState:
+        """The state with x and y as flat vectors."""
+        y = state.y if self.y is None else self.y.pack(state.y)
+        return replace(state, x=self.x.pack(state.x), y=y)
+
+    def unpack(self, state: OuterState) -> OuterState:
+        """The state with x and y in the caller's structure, and this layout attached."""
+        y = state.y if self.y is None else self.y.unflatten(state.y)
+        return replace(state, x=self.x.unflatten(state.x), y=y, layout=self)
+
+
+def _is_vector(tree: Tree) -> bool:
+    return isinstance(tree, torch.Tensor) and tree.ndim == 1
+
+
+class OuterAlgorithm:
+    """Base of every outer algorithm (see the module docstring for the protocol).
+
+    A subclass is a ``@dataclass(frozen=True, kw_only=True)`` with its objectives in the fields
+    named by ``objectives`` (called ``(x, y)``, or ``(x, y, batch)`` when ``batched``) and
+    implements ``init_vectors(x, y)`` and ``step_vectors(state)`` on flat vectors."""
+
+    objectives: ClassVar[tuple[str, ...]] = ("outer", "inner")
+    batched: ClassVar[bool] = False
+
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> OuterState:
+        raise NotImplementedError
+
+    def step_vectors(self, state: Any) -> Any:
+        raise NotImplementedError
+
+    def init(self, x: Tree, y: Tree) -> Any:
+        """The state at (x, y), validated: tensors, tuples or dicts of floating finite tensors
+        of one dtype and device."""
+        layout, x_flat, y_flat = Layout.of(x, y)
+        state = self.on_vectors(layout).init_vectors(x_flat, y_flat)
+        return state if layout is None else layout.unpack(state)
 
     def step(self, state: Any) -> Any:
-        return self.algorithm.step(state)
+        """One outer iteration; ``state`` is left as it was (its counts are copied)."""
+        if not isinstance(state, OuterState):
+            raise TypeError(f"step takes the state made by init, got {type(state).__name__}")
+        layout = state.layout
+        if layout is None:
+            return self.step_vectors(replace(state, counts=state.counts.copy()))
+        packed = replace(layout.pack(state), counts=state.counts.copy())
+        return layout.unpack(self.on_vectors(layout).step_vectors(packed))
+
+    def run(self, x: Tree, y: Tree, **budget_and_trace: Any) -> tuple[Any, list[dict]]:
+        """``run_outer``: budgets ``iterations``, ``oracle_calls``, ``seconds``; ``grad_phi``,
+        ``metric``, ``progress``."""
+        return run_outer(self, x, y, **budget_and_trace)
+
+    def value(self, state: Any) -> torch.Tensor:
+        """The outer objective at the state (the full data, batch None, when batched)."""
+        fn = self.outer  # type: ignore[attr-defined]
+        return fn(state.x, state.y, None) if self.batched else fn(state.x, state.y)
+
+    def on_vectors(self, layout: Layout | None) -> Any:
+        """This algorithm with its objectives taking flat vectors (itself for 1-D tensors);
+        made once per layout."""
+        if layout is None:
+            return self
+        forms = self.__dict__.setdefault("_vector_forms", {})
+        if layout not in forms:
+            forms[layout] = replace(self, **self.vector_objectives(layout))
+        return forms[layout]
+
+    def vector_objectives(self, layout: Layout) -> dict[str, Callable]:
+        """The objective fields rewritten for flat vectors."""
+        wrap = batched_flat_objective if self.batched else flat_objective
+        return {
+            name: wrap(getattr(self, name), layout.x, layout.y, name) for name in self.objectives
+        }
 
 
 _ACCEPTS_ARITY: weakref.WeakKeyDictionary[Callable, set[int]] = weakref.WeakKeyDictionary()
@@ -100,35 +197,15 @@ def check_generator(generator: Any) -> None:
         raise TypeError("generator must be a torch.Generator (all sampling goes through it)")
 
 
-def check_vectors(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Starting points: non-empty finite 1-D floating tensors of one dtype and device."""
-    for value, name in ((x, "x"), (y, "y")):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must have a floating dtype, got {value.dtype}")
-        if value.ndim != 1 or value.numel() == 0:
-            raise ValueError(
-                f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}"
-            )
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name} contains NaN or inf")
-    if x.dtype != y.dtype or x.device != y.device:
-        raise ValueError(
-            f"x and y must share dtype and device; x is {x.dtype} on {x.device}, y is {y.dtype} "
-            f"on {y.device}"
-        )
-
-
 def run_outer(
     algorithm: OuterAlgorithm,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Tree,
+    y: Tree,
     *,
     iterations: int | None = None,
     oracle_calls: int | None = None,
     seconds: float | None = None,
-    grad_phi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    grad_phi: Callable[[Tree], Tree] | None = None,
     metric: Callable[[Any], float] | None = None,
     metric_every: int = 1,
     progress: bool = False,
@@ -171,7 +248,7 @@ def run_outer(
 def _spent(state, start: float, iterations, oracle_calls, seconds) -> bool:
     return (
         (iterations is not None and state.iteration >= iterations)
-        or (oracle_calls is not None and sum(state.counts.as_dict().values()) >= oracle_calls)
+        or (oracle_calls is not None and state.counts.total >= oracle_calls)
         or (seconds is not None and time.perf_counter() - start >= seconds)
     )
 
@@ -179,12 +256,20 @@ def _spent(state, start: float, iterations, oracle_calls, seconds) -> bool:
 def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float, metric=None) -> dict:
     row = {
         "iteration": state.iteration,
-        "outer_value": float(algorithm.outer(state.x, state.y)),
+        "outer_value": float(algorithm.value(state)),
         **state.counts.as_dict(),
         "seconds": elapsed,
     }
     if grad_phi is not None:
-        row["grad_norm"] = float(torch.linalg.vector_norm(grad_phi(state.x)))
+        row["grad_norm"] = _norm(grad_phi(state.x))
     if metric is not None:
         row["test_metric"] = float(metric(state))
     return row
+
+
+def _norm(tree: Tree) -> float:
+    """The Euclidean norm of a tensor or of a tree of tensors (all entries together)."""
+    if isinstance(tree, torch.Tensor):
+        return float(torch.linalg.vector_norm(tree))
+    leaves = tree.values() if isinstance(tree, dict) else tree
+    return math.sqrt(sum(float(torch.linalg.vector_norm(leaf)) ** 2 for leaf in leaves))

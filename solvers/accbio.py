@@ -25,7 +25,7 @@ import torch
 
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_objectives, check_vectors, run_outer
+from ._outer import OuterAlgorithm, OuterState, check_objectives
 from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
 from .stability import Smoothness, check_inner_and_outer_steps
 
@@ -43,8 +43,8 @@ def _momentum(condition_number: float) -> float:
     return (root - 1) / (root + 1)
 
 
-@dataclass(frozen=True)
-class AccBiO:
+@dataclass(frozen=True, kw_only=True)
+class AccBiO(OuterAlgorithm):
     outer: Objective
     inner: Objective
     inner_steps: int
@@ -71,12 +71,11 @@ class AccBiO:
             outer_limit=1.0,
         )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> AccBiOState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> AccBiOState:
         x = x.detach().clone()
         return AccBiOState(x, y.detach().clone(), z=x.clone(), v=torch.zeros_like(y))
 
-    def step(self, state: AccBiOState) -> AccBiOState:
+    def step_vectors(self, state: AccBiOState) -> AccBiOState:
         z, counts, k = state.z, state.counts, state.iteration
         m_y = self.inner_momentum()
         y_prev = w = state.y
@@ -100,7 +99,3 @@ class AccBiO:
     def outer_momentum(self, k: int) -> float:
         """m_k = (sqrt(kappa_x) - 1)/(sqrt(kappa_x) + 1), or max((k - 1)/(k + 2), 0) (C-SC)."""
         return _momentum(self.kappa_x) if self.kappa_x is not None else max((k - 1) / (k + 2), 0.0)
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, y, **budget_and_trace)

@@ -11,12 +11,12 @@ For k = 0, 1, ...:
 
 Loop schemes (Ji, Yang & Liang, NeurIPS 2022; spec 6.5): ``inner_steps`` and ``solver_steps``
 may be functions of k (a loop growing with the precision, "Q") or constants with warm starts
-("N"); ``warm_start_y`` / ``warm_start`` switch the warm starts of y and v. N-N is the single-loop
+("N"); ``warm_start_y`` / ``warm_start_v`` switch the warm starts of y and v. N-N is the single-loop
 method (D and N small constants, both warm), Q-Q grows both from cold starts.
 
 Theorem [recall]: alpha <= 1/L, D = Theta(kappa), N = Theta(sqrt(kappa)), beta = Theta(1/L_Phi)
 give (1/K) sum ||grad Phi(x_k)||^2 = O(kappa^3 / K) (registry entries ``aid-bio/*``).
-x and y are flat tensors (``bilevel.solvers.hypergradient`` takes trees; here one vector each).
+x and y are tensors or trees of tensors (the ``OuterAlgorithm`` protocol).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import torch
 
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_objectives, check_vectors, run_outer
-from .oracles import SecondOrderOracle, inner_gradient, outer_gradients
+from ._outer import OuterAlgorithm, OuterState, check_objectives
+from .oracles import SecondOrderOracle, inner_descent, outer_gradients
 from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,8 +43,8 @@ class AIDBiOState(OuterState):
     v: torch.Tensor | None = None
 
 
-@dataclass(frozen=True)
-class AIDBiO:
+@dataclass(frozen=True, kw_only=True)
+class AIDBiO(OuterAlgorithm):
     """The algorithm with its hyper-parameters (``inner_steps`` = D, ``solver_steps`` = N)."""
 
     outer: Objective
@@ -55,7 +55,7 @@ class AIDBiO:
     solver: str = "cg"
     solver_steps: int | Callable[[int], int] = 10
     solver_lr: float | None = None  # the Neumann step eta (default: inner_lr)
-    warm_start: bool = True
+    warm_start_v: bool = True
     warm_start_y: bool = True
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
@@ -76,21 +76,21 @@ class AIDBiO:
             {"outer_lr": self.outer_lr},
         )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
         return AIDBiOState(x.detach().clone(), y.detach().clone(), v=torch.zeros_like(y))
 
-    def step(self, state: AIDBiOState) -> AIDBiOState:
+    def step_vectors(self, state: AIDBiOState) -> AIDBiOState:
         """One outer iteration (the module docstring's update), oracle calls counted."""
         x, counts, k = state.x, state.counts, state.iteration
         y = state.y if self.warm_start_y else torch.zeros_like(state.y)
         solver_steps = _steps_at(self.solver_steps, k, "solver_steps")
-        for _ in range(_steps_at(self.inner_steps, k, "inner_steps")):
-            y = y - self.inner_lr * inner_gradient(self.inner, x, y, counts)
+        y = inner_descent(
+            self.inner, x, y, self.inner_lr, _steps_at(self.inner_steps, k, "inner_steps"), counts
+        )
         check_finite(y, "AID-BiO inner iterate y", state.iteration, "inner_lr above 2 / L")
         grad_x_f, grad_y_f = outer_gradients(self.outer, x, y, counts)
         oracle = SecondOrderOracle(self.inner, x, y, counts)
-        v0 = state.v if self.warm_start else None
+        v0 = state.v if self.warm_start_v else None
         if self.solver == "cg":
             v = linear_solvers.conjugate_gradient(oracle, grad_y_f, solver_steps, v0, 0.0)
         else:
@@ -101,10 +101,6 @@ class AIDBiO:
             x_next, "AID-BiO outer iterate x", state.iteration + 1, "outer_lr above 2 / L_Phi"
         )
         return AIDBiOState(x_next, y, state.iteration + 1, counts, v)
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, y, **budget_and_trace)
 
 
 def _neumann_from(oracle, b, steps, lr, v0):

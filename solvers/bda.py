@@ -2,7 +2,7 @@ r"""BDA: Bi-level Descent Aggregation (Liu, Mu, Yuan, Zeng & Zhang, ICML 2020 an
 spec 5.2-5.3). No lower-level-singleton assumption.
 
 In BDA's letters the upper objective is F (``outer``) and the lower one f (``inner``). For each
-outer iteration, K aggregated inner steps from y_0 (the initial y; ``warm_start`` keeps the last
+outer iteration, K aggregated inner steps from y_0 (the initial y; ``warm_start_y`` keeps the last
 y_K instead):
 
     y_{k+1} = y_k - ( w_k s_u grad_y F(x, y_k) + l_k s_l grad_y f(x, y_k) ),   k = 0..K-1,
@@ -12,7 +12,7 @@ then x <- x - beta d F(x, y_K(x)) / dx. Schedules of (w_k, l_k):
 - ``"harmonic"`` (the paper's condition: w_k -> 0, sum w_k = inf): w_k = a / (k + 1),
   l_k = 1 - w_k, with s_l in (0, 1/L_f] and s_u in (0, 2/(L_F + sigma)] [recall]; a = 0 is RHG;
 - ``"geometric"`` (official code ``boml/lower_iter/aggr.py``, [code]): w_k = alpha decay^k and
-  l_k = 1 - alpha with s_u = s_l = lr. sum w_k < inf, so on the non-singleton counterexample it
+  l_k = 1 - alpha with s_u = s_l = lr (``inner_lr``). sum w_k < inf, so on the non-singleton counterexample it
   stalls at x = 1/(1 + c^2), c = prod_k (1 - lr alpha decay^k) (``bilevel.analysis.bda``).
 
 Hypergradient (``gradient``):
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_objectives, check_vectors, run_outer
+from ._outer import OuterAlgorithm, OuterState, check_objectives
 from .oracles import scalar
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -46,30 +46,30 @@ class BDAState(OuterState):
     y0: torch.Tensor | None = None  # the start of every inner loop (unless warm-started)
 
 
-@dataclass(frozen=True)
-class BDA:
+@dataclass(frozen=True, kw_only=True)
+class BDA(OuterAlgorithm):
     """``outer`` = F (upper), ``inner`` = f (lower); ``inner_steps`` = K; ``aggregation`` is
     a (harmonic) or alpha (geometric)."""
 
     outer: Objective
     inner: Objective
     inner_steps: int
-    upper_lr: float  # s_u (the geometric schedule uses lower_lr for both: the code's lr)
-    lower_lr: float  # s_l
+    upper_lr: float  # s_u (the geometric schedule uses inner_lr for both: the code's lr)
+    inner_lr: float  # s_l
     outer_lr: float  # beta
     aggregation: float = 1.0
     schedule: str = "harmonic"
     decay: float = 0.9
     gradient: str = "reverse"
     fd_radius: float = 0.01
-    warm_start: bool = False
+    warm_start_y: bool = False
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 2, "BDA")
         check_steps(self.inner_steps, "inner_steps")
         for value, name in (
             (self.upper_lr, "upper_lr"),
-            (self.lower_lr, "lower_lr"),
+            (self.inner_lr, "inner_lr"),
             (self.outer_lr, "outer_lr"),
             (self.fd_radius, "fd_radius"),
         ):
@@ -88,17 +88,16 @@ class BDA:
         K = self.inner_steps
         if self.schedule == "harmonic":
             a = self.aggregation
-            return [(a / (k + 1), self.upper_lr, 1 - a / (k + 1), self.lower_lr) for k in range(K)]
-        alpha, lr = self.aggregation, self.lower_lr
+            return [(a / (k + 1), self.upper_lr, 1 - a / (k + 1), self.inner_lr) for k in range(K)]
+        alpha, lr = self.aggregation, self.inner_lr
         return [(alpha * self.decay**k, lr, 1 - alpha, lr) for k in range(K)]
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> BDAState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> BDAState:
         return BDAState(x.detach().clone(), y.detach().clone(), y0=y.detach().clone())
 
-    def step(self, state: BDAState) -> BDAState:
+    def step_vectors(self, state: BDAState) -> BDAState:
         """One outer iteration: K aggregated steps, the hypergradient, the x-step."""
-        start = state.y if self.warm_start else state.y0
+        start = state.y if self.warm_start_y else state.y0
         if self.gradient == "reverse":
             estimate, y_K = self._reverse(state.x, start, state.counts)
         else:
@@ -106,10 +105,6 @@ class BDA:
         x_next = state.x - self.outer_lr * estimate
         check_finite(x_next, "BDA outer iterate x", state.iteration + 1, "outer_lr too large")
         return BDAState(x_next, y_K, state.iteration + 1, state.counts, state.y0)
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, y, **budget_and_trace)
 
     # ------------------------------------------------------------------ internals
     def _aggregated_gradient(self, x, y, w, s_u, low, s_l, create_graph: bool) -> torch.Tensor:
@@ -131,7 +126,7 @@ class BDA:
                 if not torch.isfinite(y).all():
                     raise FloatingPointError(
                         f"BDA inner iterate y became NaN/inf at step {k + 1}; likely cause: "
-                        "upper_lr or lower_lr above 2/L"
+                        "upper_lr or inner_lr above 2/L"
                     )
             (estimate,) = torch.autograd.grad(
                 scalar(self.outer(x_leaf, y), "outer"), x_leaf, allow_unused=True
@@ -152,7 +147,7 @@ class BDA:
             for k, (w, s_u, low, s_l) in enumerate(weights):
                 y_leaf = y.detach().requires_grad_(True)
                 y = y_leaf - self._aggregated_gradient(x, y_leaf, w, s_u, low, s_l, False)
-                check_finite(y, "BDA inner iterate y", k + 1, "upper_lr or lower_lr above 2/L")
+                check_finite(y, "BDA inner iterate y", k + 1, "upper_lr or inner_lr above 2/L")
             y = y.detach()
             x_leaf = x.detach().requires_grad_(True)
             y_leaf = y.requires_grad_(True)

@@ -21,14 +21,7 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size
-from ._outer import (
-    FullBatchTrace,
-    OuterState,
-    check_generator,
-    check_objectives,
-    check_vectors,
-    run_outer,
-)
+from ._outer import OuterAlgorithm, OuterState, check_generator, check_objectives
 from .oracles import OracleCounts, SecondOrderOracle, inner_gradient, outer_gradients
 from .stability import Smoothness, check_inner_and_outer_steps
 
@@ -47,8 +40,8 @@ def _direction(outer, inner, x, y, v, counts: OracleCounts) -> torch.Tensor:
     return grad_x_f - SecondOrderOracle(inner, x, y, counts).mixed(v)
 
 
-@dataclass(frozen=True)
-class FSLA:
+@dataclass(frozen=True, kw_only=True)
+class FSLA(OuterAlgorithm):
     outer: Batched
     inner: Batched
     sampler: Callable[[torch.Generator | None], Any]
@@ -57,6 +50,8 @@ class FSLA:
     outer_lr: float
     momentum: float = 1.0  # eta in (0, 1]; 1 turns STORM off
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
+
+    batched = True
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 3, "FSLA")
@@ -69,11 +64,10 @@ class FSLA:
             self.smoothness, {"inner_lr": self.inner_lr}, {"outer_lr": self.outer_lr}
         )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> FSLAState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> FSLAState:
         return FSLAState(x.detach().clone(), y.detach().clone(), v=torch.zeros_like(y))
 
-    def step(self, state: FSLAState) -> FSLAState:
+    def step_vectors(self, state: FSLAState) -> FSLAState:
         batch = self.sampler(self.generator)
         f = lambda a, b: self.outer(a, b, batch)  # noqa: E731
         g = lambda a, b: self.inner(a, b, batch)  # noqa: E731
@@ -91,7 +85,3 @@ class FSLA:
         x_next = x - self.outer_lr * m
         check_finite(x_next, "FSLA outer iterate x", k + 1, "outer_lr or inner_lr too large")
         return FSLAState(x_next, y, k + 1, counts, v=v, m=m, previous=(x, y, v))
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer``; the trace evaluates f on the batch ``None`` (full data)."""
-        return run_outer(FullBatchTrace(self), x, y, **budget_and_trace)

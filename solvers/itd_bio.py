@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_objectives, check_vectors, run_outer
+from ._outer import OuterAlgorithm, OuterState, check_objectives
 from .itd import check_checkpoint, itd_hypergradient_and_iterate
-from .oracles import inner_gradient, outer_gradients
+from .oracles import inner_descent, outer_gradients
 from .revolve import BinomialCheckpoints
 from .stability import Smoothness, check_inner_and_outer_steps
 
@@ -33,8 +33,8 @@ Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ITDBiOState = OuterState  # x, y, iteration, counts
 
 
-@dataclass(frozen=True)
-class ITDBiO:
+@dataclass(frozen=True, kw_only=True)
+class ITDBiO(OuterAlgorithm):
     """ITD-BiO (or FO-ITD-BiO with ``first_order=True``); ``inner_steps`` = D."""
 
     outer: Objective
@@ -44,7 +44,7 @@ class ITDBiO:
     outer_lr: float
     first_order: bool = False
     checkpoint: bool | int | str | BinomialCheckpoints = False  # see bilevel.solvers.itd
-    warm_start: bool = True
+    warm_start_y: bool = True
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
     def __post_init__(self) -> None:
@@ -59,17 +59,14 @@ class ITDBiO:
             self.smoothness, {"inner_lr": self.inner_lr}, {"outer_lr": self.outer_lr}
         )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> ITDBiOState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> ITDBiOState:
         return ITDBiOState(x.detach().clone(), y.detach().clone())
 
-    def step(self, state: ITDBiOState) -> ITDBiOState:
+    def step_vectors(self, state: ITDBiOState) -> ITDBiOState:
         x, counts = state.x, state.counts
-        y0 = state.y if self.warm_start else state.y.new_zeros(state.y.shape)
+        y0 = state.y if self.warm_start_y else state.y.new_zeros(state.y.shape)
         if self.first_order:
-            y = y0
-            for _ in range(self.inner_steps):
-                y = y - self.inner_lr * inner_gradient(self.inner, x, y, counts)
+            y = inner_descent(self.inner, x, y0, self.inner_lr, self.inner_steps, counts)
             check_finite(y, "FO-ITD-BiO inner iterate y", state.iteration, "inner_lr above 2/L")
             estimate, _ = outer_gradients(self.outer, x, y, counts)
         else:
@@ -88,7 +85,3 @@ class ITDBiO:
             x_next, "ITD-BiO outer iterate x", state.iteration + 1, "outer_lr above 2 / L_Phi"
         )
         return ITDBiOState(x_next, y, state.iteration + 1, counts)
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, y, **budget_and_trace)

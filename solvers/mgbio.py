@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_objectives, check_vectors, run_outer
+from ._outer import OuterAlgorithm, OuterState, check_objectives
 from ._pl_surrogate import surrogate_step
-from .oracles import scalar
+from .oracles import inner_descent
 from .stability import Smoothness, check_inner_and_outer_steps
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -35,8 +35,8 @@ class MGBiOState(OuterState):
     m: torch.Tensor | None = None
 
 
-@dataclass(frozen=True)
-class MGBiO:
+@dataclass(frozen=True, kw_only=True)
+class MGBiO(OuterAlgorithm):
     outer: Objective
     inner: Objective
     inner_lr: float  # lam
@@ -72,20 +72,14 @@ class MGBiO:
             {"outer_lr": self.outer_lr * self.averaging},
         )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> MGBiOState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> MGBiOState:
         return MGBiOState(x.detach().clone(), y.detach().clone(), v=torch.zeros_like(y))
 
-    def step(self, state: MGBiOState) -> MGBiOState:
+    def step_vectors(self, state: MGBiOState) -> MGBiOState:
         x, y, counts, k = state.x, state.y, state.counts, state.iteration
         outer = lambda a, b, _: self.outer(a, b)  # noqa: E731
         inner = lambda a, b, _: self.inner(a, b)  # noqa: E731
-        for _ in range(self.inner_steps):
-            with torch.enable_grad():
-                yl = y.detach().requires_grad_(True)
-                (gradient,) = torch.autograd.grad(scalar(self.inner(x, yl), "inner"), yl)
-            counts.grad_inner += 1
-            y = y - self.inner_lr * gradient
+        y = inner_descent(self.inner, x, y, self.inner_lr, self.inner_steps, counts)
         check_finite(y, "MGBiO inner iterate y", k, "inner_lr above 2 / L_g")
         v, w = surrogate_step(
             outer, inner, x, y, state.v, self.solver_lr, self.radius, None, counts, self.clip
@@ -98,7 +92,3 @@ class MGBiO:
     def average(self, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """The momentum estimator m_{t+1} = (1 - beta) m_t + beta w_{t+1}."""
         return (1 - self.momentum) * m + self.momentum * w
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, y, **budget_and_trace)

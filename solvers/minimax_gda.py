@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_objectives, check_vectors, run_outer
+from ._outer import OuterAlgorithm, OuterState, check_objectives
 from .oracles import OracleCounts, joint_gradients
 from .stability import Smoothness
 
@@ -49,16 +49,18 @@ class MinimaxState(OuterState):
     penalty: float = 0.0
 
 
-@dataclass(frozen=True)
-class MinimaxGDA:
-    """Multi-stage GDA; ``penalty`` = lam_0, ``growth`` = rho, ``stage_iterations`` = T_s."""
+@dataclass(frozen=True, kw_only=True)
+class MinimaxGDA(OuterAlgorithm):
+    """Multi-stage GDA; ``penalty`` = lam_0, ``growth`` = rho, ``stage_iterations`` = T_s;
+    ``outer_lr`` = eta_x, ``inner_lr`` = eta_y, ``auxiliary_lr`` = eta_z (z, the auxiliary copy
+    of the lower-level variable that tracks y*(x), starts at y)."""
 
     outer: Objective
     inner: Objective
     penalty: float
-    lr_x: float
-    lr_y: float
-    lr_z: float
+    outer_lr: float
+    inner_lr: float
+    auxiliary_lr: float
     growth: float = 1.0
     stage_iterations: int = 100
     stages: int = 1
@@ -70,9 +72,9 @@ class MinimaxGDA:
         check_objectives(self.outer, self.inner, 2, "MinimaxGDA")
         for value, name in (
             (self.penalty, "penalty (lambda_0)"),
-            (self.lr_x, "lr_x"),
-            (self.lr_y, "lr_y"),
-            (self.lr_z, "lr_z"),
+            (self.outer_lr, "outer_lr"),
+            (self.inner_lr, "inner_lr"),
+            (self.auxiliary_lr, "auxiliary_lr"),
         ):
             check_step_size(value, name)
         if not self.growth >= 1:
@@ -100,37 +102,36 @@ class MinimaxGDA:
         for stage in range(self.stages):
             lam = self.penalty_at(stage)
             scale = 1.0 if self.form == "lambda" else 1.0 / lam
-            for name, value in (
-                ("lr_z * lam * L_g", self.lr_z * scale * lam * L_g),
-                ("lr_y * (L_f + lam * L_g)", self.lr_y * scale * (L_f + lam * L_g)),
+            for name, value, block in (
+                ("auxiliary_lr * lam * L_g", self.auxiliary_lr * scale * lam * L_g, "z"),
+                ("inner_lr * (L_f + lam * L_g)", self.inner_lr * scale * (L_f + lam * L_g), "y"),
             ):
                 if value >= 2:
                     raise ValueError(
                         f"{name} = {value:g} >= 2 at stage {stage} (lambda = {lam:g}): the "
-                        f"{name.split()[0][3:]}-block gradient step diverges; lower the step"
+                        f"{block}-block gradient step diverges; lower the step"
                     )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor | None = None):
-        check_vectors(x, y)
-        z = y.detach().clone() if z is None else z.detach().clone()
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> MinimaxState:
+        z = y.detach().clone()
         return MinimaxState(x.detach().clone(), y.detach().clone(), z=z, penalty=self.penalty)
 
-    def step(self, state: MinimaxState) -> MinimaxState:
+    def step_vectors(self, state: MinimaxState) -> MinimaxState:
         lam = state.penalty
         scale = 1.0 if self.form == "lambda" else 1.0 / lam
         x, y, z, counts = state.x, state.y, state.z, state.counts
         alternate = self.update == "alternating"
         grad_x_gz, grad_y_gz = joint_gradients(self.inner, x, z, counts, "inner")
-        z_next = z - self.lr_z * scale * lam * grad_y_gz
+        z_next = z - self.auxiliary_lr * scale * lam * grad_y_gz
         grad_x_f, grad_y_f = joint_gradients(self.outer, x, y, counts, "outer")
         grad_x_g, grad_y_g = joint_gradients(self.inner, x, y, counts, "inner")
-        y_next = y - self.lr_y * scale * (grad_y_f + lam * grad_y_g)
+        y_next = y - self.inner_lr * scale * (grad_y_f + lam * grad_y_g)
         if alternate:  # x sees the new y and z
             grad_x_gz, _ = joint_gradients(self.inner, x, z_next, counts, "inner")
             grad_x_f, _ = joint_gradients(self.outer, x, y_next, counts, "outer")
             grad_x_g, _ = joint_gradients(self.inner, x, y_next, counts, "inner")
         direction = grad_x_f + lam * (grad_x_g - grad_x_gz)
-        x_next = x - self.lr_x * scale * direction
+        x_next = x - self.outer_lr * scale * direction
         k = state.iteration + 1
         for value, name in ((x_next, "x"), (y_next, "y"), (z_next, "z")):
             check_finite(value, f"minimax GDA iterate {name}", k, "a step size above 2/L")
@@ -140,10 +141,6 @@ class MinimaxGDA:
         return MinimaxState(
             x_next, y_next, k, counts, z_next, stage, within, self.penalty_at(stage)
         )
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, y, **budget_and_trace)
 
 
 def penalty_direction(
@@ -169,8 +166,8 @@ def saddle_at_fixed_x(
     y: torch.Tensor,
     z: torch.Tensor,
     lam: float,
-    lr_y: float,
-    lr_z: float,
+    inner_lr: float,
+    auxiliary_lr: float,
     iterations: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The (y, z) blocks of GDA with x held fixed: y -> y_lam(x), z -> y*(x) (linearly, for
@@ -181,8 +178,8 @@ def saddle_at_fixed_x(
         _, grad_z = joint_gradients(inner, x, z, counts, "inner")
         _, grad_y_f = joint_gradients(outer, x, y, counts, "outer")
         _, grad_y_g = joint_gradients(inner, x, y, counts, "inner")
-        z = z - lr_z * lam * grad_z
-        y = y - lr_y * (grad_y_f + lam * grad_y_g)
-        check_finite(y, "saddle iterate y", k + 1, "lr_y above 2 / (L_f + lam L_g)")
-        check_finite(z, "saddle iterate z", k + 1, "lr_z above 2 / (lam L_g)")
+        z = z - auxiliary_lr * lam * grad_z
+        y = y - inner_lr * (grad_y_f + lam * grad_y_g)
+        check_finite(y, "saddle iterate y", k + 1, "inner_lr above 2 / (L_f + lam L_g)")
+        check_finite(z, "saddle iterate z", k + 1, "auxiliary_lr above 2 / (lam L_g)")
     return y, z

@@ -24,14 +24,7 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size
-from ._outer import (
-    FullBatchTrace,
-    OuterState,
-    check_generator,
-    check_objectives,
-    check_vectors,
-    run_outer,
-)
+from ._outer import OuterAlgorithm, OuterState, check_generator, check_objectives
 from ._pl_surrogate import grad_y_inner, project_ball, residual_and_direction
 from .oracles import OracleCounts
 
@@ -46,8 +39,8 @@ class MomentumState(OuterState):
     m: torch.Tensor | None = None  # estimator of the surrogate direction
 
 
-@dataclass(frozen=True)
-class MSGBiO:
+@dataclass(frozen=True, kw_only=True)
+class MSGBiO(OuterAlgorithm):
     outer: Batched
     inner: Batched
     sampler: Callable[[torch.Generator], Any]
@@ -61,6 +54,7 @@ class MSGBiO:
     radius: float | None = None
     clip: float | None = None
 
+    batched = True
     power = 0.5  # eta_t = k / (m0 + t)^power
     name = "MSGBiO"
 
@@ -91,8 +85,7 @@ class MSGBiO:
         """beta_t = c eta_{t-1}."""
         return self.schedule_c * self.eta(t - 1)
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> MomentumState:
-        check_vectors(x, y)
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> MomentumState:
         x, y = x.detach().clone(), y.detach().clone()
         v, counts = torch.zeros_like(y), OracleCounts()
         batch = self.sampler(self.generator)
@@ -100,7 +93,7 @@ class MSGBiO:
         p, m = residual_and_direction(self.outer, self.inner, x, y, v, batch, counts, self.clip)
         return MomentumState(x, y, 0, counts, v, u, p, m)
 
-    def step(self, state: MomentumState) -> MomentumState:
+    def step_vectors(self, state: MomentumState) -> MomentumState:
         t, counts = state.iteration, state.counts
         eta = self.eta(t)
         y = state.y - eta * self.inner_lr * state.u
@@ -121,7 +114,3 @@ class MSGBiO:
         beta = self.beta(t)
         old = (state.u, state.p, state.m)
         return tuple((1 - beta) * o + beta * f for o, f in zip(old, fresh, strict=True))
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(FullBatchTrace(self), x, y, **budget_and_trace)

@@ -41,6 +41,15 @@ class OracleCounts:
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @property
+    def total(self) -> int:
+        """All oracle calls together (the ``oracle_calls`` budget)."""
+        return self.grad_outer + self.grad_inner + self.hvp + self.mixed
+
+    def copy(self) -> OracleCounts:
+        """An independent copy (each outer state owns its counts)."""
+        return OracleCounts(self.grad_outer, self.grad_inner, self.hvp, self.mixed)
+
     def __iadd__(self, other: OracleCounts) -> OracleCounts:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
@@ -134,6 +143,16 @@ def joint_gradients(
         torch.zeros_like(x) if gx is None else gx,
         torch.zeros_like(y) if gy is None else gy,
     )
+
+
+def inner_descent(
+    inner: Flat, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int, counts: OracleCounts
+) -> torch.Tensor:
+    """y after ``steps`` gradient steps y <- y - lr grad_y g(x, y): the inner loop every
+    double-loop algorithm shares (``steps`` counted inner gradients)."""
+    for _ in range(steps):
+        y = y - lr * inner_gradient(inner, x, y, counts)
+    return y
 
 
 def inner_gradient(

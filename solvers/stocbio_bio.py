@@ -19,14 +19,7 @@ from typing import Any
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import (
-    FullBatchTrace,
-    OuterState,
-    check_generator,
-    check_objectives,
-    check_vectors,
-    run_outer,
-)
+from ._outer import OuterAlgorithm, OuterState, check_generator, check_objectives
 from .oracles import inner_gradient
 from .stability import Smoothness, check_inner_and_outer_steps
 from .stocbio import VARIANTS, stocbio_hypergradient
@@ -37,9 +30,10 @@ Batched = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 StocBiOState = OuterState  # x, y, iteration, counts
 
 
-@dataclass(frozen=True)
-class StocBiO:
-    """``outer(x, y, batch)``, ``inner(x, y, batch)``; ``inner_steps`` = D, ``neumann_steps`` = Q."""
+@dataclass(frozen=True, kw_only=True)
+class StocBiO(OuterAlgorithm):
+    """``outer(x, y, batch)``, ``inner(x, y, batch)``; ``inner_steps`` = D, ``solver_steps`` = Q
+    (``solver_lr`` = eta, the Neumann step)."""
 
     outer: Batched
     inner: Batched
@@ -48,19 +42,19 @@ class StocBiO:
     inner_steps: int
     inner_lr: float
     outer_lr: float
-    neumann_steps: int
-    neumann_lr: float
+    solver_steps: int
+    solver_lr: float
     variant: str = "paper"
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 3, "StocBiO")
         check_steps(self.inner_steps, "inner_steps")
-        check_steps(self.neumann_steps, "neumann_steps")
+        check_steps(self.solver_steps, "solver_steps")
         for value, name in (
             (self.inner_lr, "inner_lr"),
             (self.outer_lr, "outer_lr"),
-            (self.neumann_lr, "neumann_lr"),
+            (self.solver_lr, "solver_lr"),
         ):
             check_step_size(value, name)
         if self.variant not in VARIANTS:
@@ -68,15 +62,16 @@ class StocBiO:
         check_generator(self.generator)
         check_inner_and_outer_steps(
             self.smoothness,
-            {"inner_lr": self.inner_lr, "neumann_lr": self.neumann_lr},
+            {"inner_lr": self.inner_lr, "solver_lr (Neumann eta)": self.solver_lr},
             {"outer_lr": self.outer_lr},
         )
 
-    def init(self, x: torch.Tensor, y: torch.Tensor) -> StocBiOState:
-        check_vectors(x, y)
+    batched = True
+
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> StocBiOState:
         return StocBiOState(x.detach().clone(), y.detach().clone())
 
-    def step(self, state: StocBiOState) -> StocBiOState:
+    def step_vectors(self, state: StocBiOState) -> StocBiOState:
         x, y, counts = state.x, state.y, state.counts
         for _ in range(self.inner_steps):
             batch = self.sampler(self.generator)
@@ -88,8 +83,8 @@ class StocBiO:
             self.inner,
             x,
             y,
-            self.neumann_steps,
-            self.neumann_lr,
+            self.solver_steps,
+            self.solver_lr,
             self.sampler,
             self.generator,
             self.variant,
@@ -100,7 +95,3 @@ class StocBiO:
             x_next, "stocBiO outer iterate x", state.iteration + 1, "outer_lr above 2 / L_Phi"
         )
         return StocBiOState(x_next, y, state.iteration + 1, counts)
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **budget_and_trace) -> tuple:
-        """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(FullBatchTrace(self), x, y, **budget_and_trace)

@@ -24,15 +24,16 @@ the positive root of C_rnd (V^2 - D^2) q^2 - C_rnd D^2 q - 2 C_det D^2 = 0 clipp
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ._flat import check_finite, check_step_size, check_steps
-from ._outer import OuterState, check_generator, run_outer
+from ._outer import Layout, OuterAlgorithm, OuterState, check_generator, run_outer
 from .oracles import OracleCounts
 
 Loss = Callable[[torch.Tensor, Any], torch.Tensor]  # loss(phi, task) for a flat phi
@@ -159,50 +160,69 @@ class AdaptiveQ:
 class UFOMState(OuterState):
     exact_draws: int = 0
     adaptive: AdaptiveQ | None = None
-    q_history: list[float] = field(default_factory=list)
+    q_history: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True)
-class UFOMSGD:
-    """SGD on theta (``x``; ``y`` is unused and empty) with the ``method`` estimator."""
+@dataclass(frozen=True, kw_only=True)
+class UFOMSGD(OuterAlgorithm):
+    """SGD on theta (``x``; there is no lower-level variable: ``y`` is None) with the
+    ``method`` estimator: ``inner(phi, task)`` is the task's training (adaptation) loss,
+    ``outer(phi, task)`` its test loss, ``inner_steps`` = r, ``inner_lr`` = alpha, ``outer_lr``
+    = gamma_0 in gamma_k = gamma_0 / (k + 1), ``meta_batch`` tasks per step."""
 
-    train_loss: Loss
-    test_loss: Loss
+    inner: Loss
+    outer: Loss
     sampler: Callable[[torch.Generator], Any]  # one task per call
     generator: torch.Generator
     inner_steps: int  # r
     inner_lr: float  # alpha
-    step_size: float  # gamma_0 in gamma_k = gamma_0 / (k + 1)
+    outer_lr: float  # gamma_0 in gamma_k = gamma_0 / (k + 1)
     method: str = "ufom"
     q: float = 0.1
     meta_batch: int = 1
     recompute: bool = True
-    meta_objective: Callable[[torch.Tensor], torch.Tensor] | None = None  # for the trace
+    meta_objective: Callable[[Any], torch.Tensor] | None = None  # M(theta), for the trace
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
+        for fn, name in ((self.inner, "inner"), (self.outer, "outer"), (self.sampler, "sampler")):
+            if not callable(fn):
+                raise TypeError(f"UFOMSGD: {name} must be callable")
         check_steps(self.inner_steps, "inner_steps")
         check_steps(self.meta_batch, "meta_batch")
+        if self.meta_batch < 1:
+            raise ValueError(f"meta_batch (tasks per step) must be >= 1, got {self.meta_batch}")
         check_step_size(self.inner_lr, "inner_lr")
-        check_step_size(self.step_size, "step_size")
+        check_step_size(self.outer_lr, "outer_lr")
         if self.method == "ufom" and not 0 < self.q <= 1:
             raise ValueError(f"UFOM needs q in (0, 1], got {self.q} (q = 0 is method='fom')")
         check_generator(self.generator)
 
-    def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def value(self, state: UFOMState) -> torch.Tensor:
         """M(theta) for the trace when ``meta_objective`` is given, else NaN."""
-        return self.meta_objective(x) if self.meta_objective else x.new_tensor(float("nan"))
+        if self.meta_objective is None:
+            return torch.tensor(float("nan"))
+        return self.meta_objective(state.x)
 
-    def init(self, x: torch.Tensor, y: torch.Tensor | None = None) -> UFOMState:
-        if x.ndim != 1:
-            raise ValueError("theta must be a 1-D tensor")
+    def vector_objectives(self, layout: Layout) -> dict[str, Callable]:
+        def on_vector(loss: Loss) -> Loss:
+            return lambda phi, task: loss(layout.x.unflatten(phi), task)
+
+        return {"inner": on_vector(self.inner), "outer": on_vector(self.outer)}
+
+    def init(self, x: Any, y: None = None) -> UFOMState:
+        if y is not None:
+            raise ValueError("UFOMSGD has no lower-level variable: call init(theta) (y is None)")
+        return super().init(x, None)
+
+    def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> UFOMState:
         adaptive = None
         if self.method == "ufom-adaptive":
             r = self.inner_steps
             c_rnd = r * (r - 1) / 2 + r if self.recompute else r
             adaptive = AdaptiveQ(c_det=r + 1, c_rnd=c_rnd)
-        return UFOMState(x.detach().clone(), x.new_zeros(0), adaptive=adaptive)
+        return UFOMState(x.detach().clone(), y, adaptive=adaptive)
 
     def current_q(self, state: UFOMState) -> float:
         """q of the next step: 0 (FOM), 1 (exact), the fixed q, or the adaptive heuristic's."""
@@ -210,16 +230,17 @@ class UFOMSGD:
             return state.adaptive.q
         return {"fom": 0.0, "exact": 1.0, "ufom": self.q}[self.method]
 
-    def step(self, state: UFOMState) -> UFOMState:
+    def step_vectors(self, state: UFOMState) -> UFOMState:
         q = self.current_q(state)
+        adaptive = None if state.adaptive is None else copy.copy(state.adaptive)
         total = torch.zeros_like(state.x)
         draws = 0
         for _ in range(self.meta_batch):
             task = self.sampler(self.generator)
             result = ufom_estimate(
                 state.x,
-                self.train_loss,
-                self.test_loss,
+                self.inner,
+                self.outer,
                 task,
                 steps=self.inner_steps,
                 lr=self.inner_lr,
@@ -228,27 +249,28 @@ class UFOMSGD:
                 recompute=self.recompute,
                 counts=state.counts,
             )
-            if state.adaptive is not None:
-                state.adaptive.update(result)
+            if adaptive is not None:
+                adaptive.update(result)
             total = total + result.estimate
             draws += result.drawn
-        gamma = self.step_size / (state.iteration + 1)
+        gamma = self.outer_lr / (state.iteration + 1)
         x_next = state.x - gamma * total / self.meta_batch
-        check_finite(x_next, "UFOM-SGD iterate theta", state.iteration + 1, "step_size too large")
-        state.q_history.append(q)  # shared with the previous state: O(1) per step
+        check_finite(x_next, "UFOM-SGD iterate theta", state.iteration + 1, "outer_lr too large")
         return UFOMState(
             x_next,
             state.y,
             state.iteration + 1,
             state.counts,
             state.exact_draws + draws,
-            state.adaptive,
-            state.q_history,
+            adaptive,
+            (*state.q_history, q),
         )
 
-    def run(self, x: torch.Tensor, y: torch.Tensor | None = None, **budget_and_trace) -> tuple:
+    def run(self, x: Any, y: None = None, **budget_and_trace: Any) -> tuple:
         """``run_outer`` (budgets: iterations, oracle_calls, seconds; grad_phi, progress)."""
-        return run_outer(self, x, x.new_zeros(0) if y is None else y, **budget_and_trace)
+        if y is not None:
+            raise ValueError("UFOMSGD has no lower-level variable: call run(theta, ...)")
+        return run_outer(self, x, None, **budget_and_trace)
 
 
 def _grad(loss: Loss, phi: torch.Tensor, task: Any) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ._pl_surrogate import grad_y_inner, residual_and_direction
 from .msgbio import MSGBiO
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VRMSGBiO(MSGBiO):
     power = 1 / 3
     name = "VR-MSGBiO"

@@ -186,16 +186,58 @@ def _algorithm(name: str, lr, steps, inner_fn):
 
     gen = torch.Generator().manual_seed(0)
     builders = {
-        "AIDBiO": lambda: AIDBiO(f, g, steps, lr, lr),
-        "ITDBiO": lambda: ITDBiO(f, g, steps, lr, lr),
-        "StocBiO": lambda: StocBiO(fb, gb, sampler, gen, steps, lr, lr, steps, lr),
-        "AccBiO": lambda: AccBiO(f, g, steps, lr, lr, kappa_y=10.0),
-        "FSLA": lambda: FSLA(fb, gb, sampler, gen, lr, lr, momentum=0.5),
-        "MinimaxGDA": lambda: MinimaxGDA(f, g, 5.0, lr, lr, lr),
-        "MGBiO": lambda: MGBiO(f, g, lr, lr, lr, momentum=0.5),
-        "MSGBiO": lambda: MSGBiO(fb, gb, sampler, gen, lr, lr, lr),
-        "VRMSGBiO": lambda: VRMSGBiO(fb, gb, sampler, gen, lr, lr, lr),
-        "BDA": lambda: BDA(f, g, steps, lr, lr, lr),
+        "AIDBiO": lambda: AIDBiO(outer=f, inner=g, inner_steps=steps, inner_lr=lr, outer_lr=lr),
+        "ITDBiO": lambda: ITDBiO(outer=f, inner=g, inner_steps=steps, inner_lr=lr, outer_lr=lr),
+        "StocBiO": lambda: StocBiO(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=gen,
+            inner_steps=steps,
+            inner_lr=lr,
+            outer_lr=lr,
+            solver_steps=steps,
+            solver_lr=lr,
+        ),
+        "AccBiO": lambda: AccBiO(
+            outer=f, inner=g, inner_steps=steps, inner_lr=lr, outer_lr=lr, kappa_y=10.0
+        ),
+        "FSLA": lambda: FSLA(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=gen,
+            inner_lr=lr,
+            outer_lr=lr,
+            momentum=0.5,
+        ),
+        "MinimaxGDA": lambda: MinimaxGDA(
+            outer=f, inner=g, penalty=5.0, outer_lr=lr, inner_lr=lr, auxiliary_lr=lr
+        ),
+        "MGBiO": lambda: MGBiO(
+            outer=f, inner=g, inner_lr=lr, solver_lr=lr, outer_lr=lr, momentum=0.5
+        ),
+        "MSGBiO": lambda: MSGBiO(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=gen,
+            inner_lr=lr,
+            solver_lr=lr,
+            outer_lr=lr,
+        ),
+        "VRMSGBiO": lambda: VRMSGBiO(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=gen,
+            inner_lr=lr,
+            solver_lr=lr,
+            outer_lr=lr,
+        ),
+        "BDA": lambda: BDA(
+            outer=f, inner=g, inner_steps=steps, upper_lr=lr, inner_lr=lr, outer_lr=lr
+        ),
     }
     return builders[name]()
 

@@ -44,7 +44,7 @@ class MyAIDBiO:
     solver: str = "cg"
     solver_steps: int = 10
     solver_lr: float | None = None
-    warm_start: bool = True
+    warm_start_v: bool = True
     warm_start_y: bool = True
     smoothness: object = None
 
@@ -74,7 +74,7 @@ class MyAIDBiO:
         x, y = state.x, state.y if self.warm_start_y else torch.zeros_like(state.y)
         for _ in range(self.inner_steps):
             y = y - self.inner_lr * _grad(self.inner, x, y, 1)
-        v0 = state.v if self.warm_start else torch.zeros_like(state.v)
+        v0 = state.v if self.warm_start_v else torch.zeros_like(state.v)
         v = self.solve(x, y, _grad(self.outer, x, y, 1), v0)
         grad_x_f = _grad(self.outer, x, y, 0)
         grad_x_f = torch.zeros_like(x) if grad_x_f is None else grad_x_f
@@ -92,7 +92,7 @@ class MyAIDBiO:
 
 @dataclass(frozen=True)
 class MyAIDBiOWithABug(MyAIDBiO):
-    """The slip: v is restarted from 0 at every outer step, although warm_start is on."""
+    """The slip: v is restarted from 0 at every outer step, although warm_start_v is on."""
 
     def step(self, state):
         return MyAIDBiO.step(self, replace(state, v=torch.zeros_like(state.v)))

@@ -63,7 +63,7 @@ def measure_minimiser(params: Params) -> Measurement:
     K, a, s = params["K"], params["aggregation"], params["step"]
     step = sp.nsimplify(s)
     weights = [sp.nsimplify(a) / (k + 1) for k in range(K)]
-    kwargs = {"inner_steps": K, "upper_lr": s, "lower_lr": s, "aggregation": a}
+    kwargs = {"inner_steps": K, "upper_lr": s, "inner_lr": s, "aggregation": a}
     x_final = _newton_run(kwargs, weights, step, step)
     predicted = float(exact.aggregated_minimiser(weights, step, step))
     return {"K": K, "x": x_final, "predicted": predicted}
@@ -109,7 +109,7 @@ def measure_residual(params: Params) -> Measurement:
             inner=lower,
             inner_steps=K,
             upper_lr=s_u,
-            lower_lr=s_u,
+            inner_lr=s_u,
             outer_lr=1e-300,
             aggregation=a,
             gradient="one-stage",
@@ -154,7 +154,7 @@ def measure_geometric(params: Params) -> Measurement:
     kwargs = {
         "inner_steps": K,
         "upper_lr": lr,
-        "lower_lr": lr,
+        "inner_lr": lr,
         "aggregation": alpha,
         "schedule": "geometric",
     }
@@ -194,7 +194,7 @@ def measure_one_stage(params: Params) -> Measurement:
             inner=lower,
             inner_steps=K,
             upper_lr=s,
-            lower_lr=s,
+            inner_lr=s,
             outer_lr=1.0,
             aggregation=a,
             gradient=gradient,

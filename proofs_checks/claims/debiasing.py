@@ -205,13 +205,13 @@ def measure_toy(params: Params) -> Measurement:
     _, numbers = ufom_divergence_toy()
     toy = UFOMToy(b=(0.0, float(numbers["b_2"])), half_width=float(numbers["huber_A"]))
     algo = implementation("ufom-sgd")(
-        train_loss=toy.loss,
-        test_loss=toy.loss,
+        inner=toy.loss,
+        outer=toy.loss,
         sampler=toy.sample,
         generator=torch.Generator().manual_seed(params["seed"]),
         inner_steps=10,
         inner_lr=0.1,
-        step_size=10.0,
+        outer_lr=10.0,
         method=params["method"],
         q=params.get("q", 0.1),
     )

@@ -28,9 +28,9 @@ def _algorithm(problem, method: str, seed: int):
             outer=problem.outer,
             inner=problem.inner,
             penalty=LAMBDA_0,
-            lr_x=100.0,
-            lr_y=0.1,
-            lr_z=0.1,
+            outer_lr=100.0,
+            inner_lr=0.1,
+            auxiliary_lr=0.1,
             growth=GROWTH,
             stage_iterations=200,
             stages=STAGES,
@@ -48,8 +48,8 @@ def _algorithm(problem, method: str, seed: int):
         inner=problem.inner,
         sampler=lambda generator: torch.randint(0, n_train, (256,), generator=generator),
         generator=torch.Generator().manual_seed(seed),
-        neumann_steps=10,
-        neumann_lr=1.0,
+        solver_steps=10,
+        solver_lr=1.0,
         **common,
     )
 

@@ -130,9 +130,9 @@ def measure_boundary(params: Params) -> Measurement:
         outer=outer,
         inner=inner,
         penalty=lam,
-        lr_x=steps[0],
-        lr_y=steps[1],
-        lr_z=steps[2],
+        outer_lr=steps[0],
+        inner_lr=steps[1],
+        auxiliary_lr=steps[2],
         stage_iterations=params["iterations"],
     )
     zeros = torch.zeros(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
@@ -189,9 +189,9 @@ def measure_stages(params: Params) -> Measurement:
         outer=outer,
         inner=inner,
         penalty=lam0,
-        lr_x=1e-12,  # x held (nearly) still: (y, z) track the saddle of one x
-        lr_y=step,
-        lr_z=step,
+        outer_lr=1e-12,  # x held (nearly) still: (y, z) track the saddle of one x
+        inner_lr=step,
+        auxiliary_lr=step,
         growth=rho,
         stage_iterations=T,
         stages=stages,

@@ -135,8 +135,8 @@ def measure_stocbio_rule(params: Params) -> Measurement:
         "inner_steps": 3,
         "inner_lr": 1 / L,
         "outer_lr": 0.05,
-        "neumann_steps": 4,
-        "neumann_lr": 1 / L,
+        "solver_steps": 4,
+        "solver_lr": 1 / L,
     }
     algo = implementation("stocbio-bio")(
         outer=f,
@@ -147,7 +147,7 @@ def measure_stocbio_rule(params: Params) -> Measurement:
     )
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     iterates = run_iterates(algo, x0, y0)
-    expected = TRAJECTORY_STEPS * (hyper["inner_steps"] + hyper["neumann_steps"] + 2)
+    expected = TRAJECTORY_STEPS * (hyper["inner_steps"] + hyper["solver_steps"] + 2)
     reference = stocbio_bio_reference(
         inst.as_numpy(),
         x0.numpy(),

@@ -80,8 +80,8 @@ def measure_quadratic(params: Params) -> Measurement:
             inner_steps=10,
             inner_lr=1 / L,
             outer_lr=0.5 / L_phi,
-            neumann_steps=10,
-            neumann_lr=1 / L,
+            solver_steps=10,
+            solver_lr=1 / L,
         )
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     _, trace = algo.run(x0, y0, iterations=iterations, grad_phi=grad_phi)
@@ -146,8 +146,8 @@ def measure_logistic(params: Params) -> Measurement:
             inner=problem.inner,
             sampler=problem.sampler(64),
             generator=torch.Generator().manual_seed(params["seed"]),
-            neumann_steps=10,
-            neumann_lr=0.5,
+            solver_steps=10,
+            solver_lr=0.5,
             **common,
         )
     state, trace = algo.run(x0, y0, iterations=iterations)

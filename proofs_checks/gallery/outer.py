@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from bilevel.solvers._outer import OuterState
+from bilevel.solvers import OuterState
 from bilevel.solvers.accbio import AccBiO
 from bilevel.solvers.aid_bio import AIDBiO, AIDBiOState
 from bilevel.solvers.bda import BDA
@@ -46,9 +46,9 @@ class AIDBiOStaleInnerIterate(AIDBiO):
     """AID-BiO whose hypergradient is taken at the inner iterate *before* this iteration's D
     inner steps (the stale y), while y itself is updated."""
 
-    def step(self, state: AIDBiOState) -> AIDBiOState:
+    def step_vectors(self, state: AIDBiOState) -> AIDBiOState:
         stale = state.y
-        fresh = super().step(state)
+        fresh = super().step_vectors(state)
         x, counts = state.x, fresh.counts
         grad_x_f, _ = outer_gradients(self.outer, x, stale, counts)
         oracle = SecondOrderOracle(self.inner, x, stale, counts)
@@ -61,8 +61,8 @@ class AIDBiOStaleInnerIterate(AIDBiO):
 class ITDBiOFirstOrderIgnored(ITDBiO):
     """FO-ITD-BiO whose ``first_order`` flag is not passed through: it runs full ITD-BiO."""
 
-    def step(self, state: ITDBiOState) -> ITDBiOState:
-        return ITDBiO.step(replace(self, first_order=False), state)
+    def step_vectors(self, state: ITDBiOState) -> ITDBiOState:
+        return ITDBiO.step_vectors(replace(self, first_order=False), state)
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class ITDBiOOuterStepRescaled(ITDBiO):
     """ITD-BiO whose outer step is divided by 1000 (a step size rescaled twice, e.g. by a batch
     size already folded into the loss)."""
 
-    def step(self, state: ITDBiOState) -> ITDBiOState:
-        return ITDBiO.step(replace(self, outer_lr=self.outer_lr / 1000), state)
+    def step_vectors(self, state: ITDBiOState) -> ITDBiOState:
+        return ITDBiO.step_vectors(replace(self, outer_lr=self.outer_lr / 1000), state)
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ class StocBiOImplicitSignFlipped(StocBiO):
     """stocBiO adding the implicit term instead of subtracting it: grad_x f + (d^2 g/dx dy) v
     (the sign of d^2 g / dx dy dropped, a classic transcription bug)."""
 
-    def step(self, state: OuterState) -> OuterState:
-        after = super().step(state)
+    def step_vectors(self, state: OuterState) -> OuterState:
+        after = super().step_vectors(state)
         estimate = (state.x - after.x) / self.outer_lr
         grad_x_f, _ = outer_gradients(
             lambda a, b: self.outer(a, b, None), state.x, after.y, OracleCounts()
@@ -101,16 +101,16 @@ class MinimaxGDAPenaltyNeverGrows(MinimaxGDA):
 class MinimaxGDAUpdateIgnored(MinimaxGDA):
     """GDA that always alternates (x sees the new y, z), whatever ``update`` asks for."""
 
-    def step(self, state: MinimaxState) -> MinimaxState:
-        return MinimaxGDA.step(replace(self, update="alternating"), state)
+    def step_vectors(self, state: MinimaxState) -> MinimaxState:
+        return MinimaxGDA.step_vectors(replace(self, update="alternating"), state)
 
 
 @dataclass(frozen=True)
 class MinimaxGDASingleStageUnitPenalty(MinimaxGDA):
     """ "Multi-stage" GDA run as one stage at lambda = 1 (penalty and schedule dropped)."""
 
-    def init(self, x, y, z=None):
-        return replace(super().init(x, y, z), penalty=1.0)
+    def init_vectors(self, x, y):
+        return replace(super().init_vectors(x, y), penalty=1.0)
 
     def penalty_at(self, stage: int) -> float:
         return 1.0
@@ -128,8 +128,8 @@ class MGBiOHeavyBall(MGBiO):
 class MGBiOStaleV(MGBiO):
     """MGBiO whose surrogate direction is built from v_t instead of v_{t+1}."""
 
-    def step(self, state: MGBiOState) -> MGBiOState:
-        after = super().step(state)
+    def step_vectors(self, state: MGBiOState) -> MGBiOState:
+        after = super().step_vectors(state)
         counts = OracleCounts()
         grad_x_f, _ = outer_gradients(self.outer, state.x, after.y, counts)
         w = grad_x_f - SecondOrderOracle(self.inner, state.x, after.y, counts).mixed(state.v)
@@ -142,9 +142,9 @@ class MGBiOGradGInV(MGBiO):
     """MGBiO whose v-update solves against grad_y g instead of grad_y f (the two objectives'
     gradients swapped in the linear system)."""
 
-    def step(self, state: MGBiOState) -> MGBiOState:
+    def step_vectors(self, state: MGBiOState) -> MGBiOState:
         swapped = replace(self, outer=lambda a, b: self.inner(a, b) + 0.0 * self.outer(a, b))
-        after = MGBiO.step(swapped, state)
+        after = MGBiO.step_vectors(swapped, state)
         counts = OracleCounts()
         grad_x_f, _ = outer_gradients(self.outer, state.x, after.y, counts)
         w = grad_x_f - SecondOrderOracle(self.inner, state.x, after.y, counts).mixed(after.v)
@@ -156,11 +156,11 @@ class MGBiOGradGInV(MGBiO):
 class MSGBiOFullBatch(MSGBiO):
     """MSGBiO evaluating every oracle on the full data (batch None) instead of a minibatch."""
 
-    def init(self, x, y):
-        return MSGBiO.init(replace(self, sampler=lambda generator: None), x, y)
+    def init_vectors(self, x, y):
+        return MSGBiO.init_vectors(replace(self, sampler=lambda generator: None), x, y)
 
-    def step(self, state):
-        return MSGBiO.step(replace(self, sampler=lambda generator: None), state)
+    def step_vectors(self, state):
+        return MSGBiO.step_vectors(replace(self, sampler=lambda generator: None), state)
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,11 @@ class MSGBiOConstantStep(MSGBiO):
 class VRMSGBiOFullBatch(VRMSGBiO):
     """VR-MSGBiO evaluating every oracle on the full data (batch None)."""
 
-    def init(self, x, y):
-        return VRMSGBiO.init(replace(self, sampler=lambda generator: None), x, y)
+    def init_vectors(self, x, y):
+        return VRMSGBiO.init_vectors(replace(self, sampler=lambda generator: None), x, y)
 
-    def step(self, state):
-        return VRMSGBiO.step(replace(self, sampler=lambda generator: None), state)
+    def step_vectors(self, state):
+        return VRMSGBiO.step_vectors(replace(self, sampler=lambda generator: None), state)
 
 
 @dataclass(frozen=True)
@@ -195,16 +195,16 @@ class VRMSGBiOStormDropped(VRMSGBiO):
 class FSLAStormWeightSwapped(FSLA):
     """FSLA with STORM's weights swapped: m = d_new + eta (m - d_old) for (1 - eta)."""
 
-    def step(self, state):
-        return FSLA.step(replace(self, momentum=1 - self.momentum), state)
+    def step_vectors(self, state):
+        return FSLA.step_vectors(replace(self, momentum=1 - self.momentum), state)
 
 
 @dataclass(frozen=True)
 class FSLAStormDropped(FSLA):
     """FSLA without its STORM correction (m = d_new): the single-loop AID direction."""
 
-    def step(self, state):
-        return FSLA.step(replace(self, momentum=1.0), state)
+    def step_vectors(self, state):
+        return FSLA.step_vectors(replace(self, momentum=1.0), state)
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,8 @@ class MGBiOUncountedInner(MGBiO):
     """MGBiO that does not count its K inner gradients (an oracle under-count: an equal-budget
     comparison then grants it more iterations)."""
 
-    def step(self, state: MGBiOState) -> MGBiOState:
-        after = super().step(state)
+    def step_vectors(self, state: MGBiOState) -> MGBiOState:
+        after = super().step_vectors(state)
         after.counts.grad_inner -= self.inner_steps
         return after
 
@@ -230,8 +230,8 @@ class MGBiOUncountedInner(MGBiO):
 class UFOMSGDMethodIgnored(UFOMSGD):
     """SGD with UFOM whose ``method`` is not passed to the estimator: FOM runs whatever is asked."""
 
-    def step(self, state):
-        return UFOMSGD.step(replace(self, method="fom"), state)
+    def step_vectors(self, state):
+        return UFOMSGD.step_vectors(replace(self, method="fom"), state)
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,7 @@ class BDAHarmonicOffByOne(BDA):
             return super().weights()
         a = self.aggregation
         return [
-            (a / (k + 2), self.upper_lr, 1 - a / (k + 2), self.lower_lr)
+            (a / (k + 2), self.upper_lr, 1 - a / (k + 2), self.inner_lr)
             for k in range(self.inner_steps)
         ]
 
@@ -271,8 +271,8 @@ class BDAGeometricOffByOne(BDA):
 class BDAOneStageHalfDifference(BDA):
     """BDA's one-stage hypergradient dividing the central difference by eps, not 2 eps."""
 
-    def step(self, state):
-        after = super().step(state)
+    def step_vectors(self, state):
+        after = super().step_vectors(state)
         if self.gradient != "one-stage":
             return after
         estimate = (state.x - after.x) / self.outer_lr
@@ -287,13 +287,15 @@ class BDAOneStageHalfDifference(BDA):
 class StocBiONeumannTermShort(StocBiO):
     """stocBiO's Neumann sum with Q terms for Q + 1 (the paper's index read as 0..Q-1)."""
 
-    def step(self, state):
-        return StocBiO.step(replace(self, neumann_steps=max(self.neumann_steps - 1, 0)), state)
+    def step_vectors(self, state):
+        return StocBiO.step_vectors(
+            replace(self, solver_steps=max(self.solver_steps - 1, 0)), state
+        )
 
 
 @dataclass(frozen=True)
 class AIDBiOColdStartV(AIDBiO):
     """AID-BiO whose linear solver ignores the warm start of v (starts from 0 every time)."""
 
-    def step(self, state: AIDBiOState) -> AIDBiOState:
-        return AIDBiO.step(self, replace(state, v=torch.zeros_like(state.v)))
+    def step_vectors(self, state: AIDBiOState) -> AIDBiOState:
+        return AIDBiO.step_vectors(self, replace(state, v=torch.zeros_like(state.v)))

@@ -32,14 +32,16 @@ def _curvature(weights, s_u, s_l, lower_weights=None) -> float:
 def _run(curvature: float, **kwargs) -> float:
     x0 = torch.tensor([3.0], dtype=torch.float64)
     y0 = torch.zeros(2, dtype=torch.float64)
-    state, _ = BDA(upper, lower, outer_lr=1 / curvature, **kwargs).run(x0, y0, iterations=3)
+    state, _ = BDA(outer=upper, inner=lower, outer_lr=1 / curvature, **kwargs).run(
+        x0, y0, iterations=3
+    )
     return float(state.x[0])
 
 
 @pytest.mark.parametrize("K", [5, 20])
 def test_bda_reaches_the_exact_minimiser_of_phi_K(K: int) -> None:
     weights = exact.harmonic_schedule(1, K)
-    got = _run(_curvature(weights, HALF, HALF), inner_steps=K, upper_lr=0.5, lower_lr=0.5)
+    got = _run(_curvature(weights, HALF, HALF), inner_steps=K, upper_lr=0.5, inner_lr=0.5)
     want = float(exact.aggregated_minimiser(weights, HALF, HALF))
     assert got == pytest.approx(want, abs=1e-12)
     assert want > 0.9  # far from RHG's 1/2, moving to x* = 1 as K grows
@@ -47,7 +49,7 @@ def test_bda_reaches_the_exact_minimiser_of_phi_K(K: int) -> None:
 
 def test_rhg_alpha_zero_is_the_planted_failure_stuck_at_one_half() -> None:
     curvature = _curvature([0] * 60, HALF, HALF)
-    got = _run(curvature, inner_steps=60, upper_lr=0.5, lower_lr=0.5, aggregation=0.0)
+    got = _run(curvature, inner_steps=60, upper_lr=0.5, inner_lr=0.5, aggregation=0.0)
     # phi_60 for alpha = 0: y_1 = x (1 - 0.5^60), y_2 = 0; minimiser 1/2 up to 0.5^60.
     assert got == pytest.approx(float(exact.lower_level_singleton_minimiser()), abs=1e-12)
 
@@ -64,7 +66,7 @@ def test_geometric_schedule_stalls_where_derived() -> None:
         _curvature(weights, 1, tenth, lower_weights),
         inner_steps=K,
         upper_lr=0.1,
-        lower_lr=0.1,
+        inner_lr=0.1,
         aggregation=0.6,
         schedule="geometric",
     )
@@ -76,15 +78,39 @@ def test_geometric_schedule_stalls_where_derived() -> None:
 def test_one_stage_variant_is_exact_on_one_step() -> None:
     """K = 1: differentiating the last step is the whole reverse pass, and the symmetric finite
     difference is exact for the quadratic aggregated loss (round-off 1e-12)."""
-    reverse = _run(1.0, inner_steps=1, upper_lr=0.5, lower_lr=0.5)
-    one_stage = _run(1.0, inner_steps=1, upper_lr=0.5, lower_lr=0.5, gradient="one-stage")
+    reverse = _run(1.0, inner_steps=1, upper_lr=0.5, inner_lr=0.5)
+    one_stage = _run(1.0, inner_steps=1, upper_lr=0.5, inner_lr=0.5, gradient="one-stage")
     assert one_stage == pytest.approx(reverse, abs=1e-9)
 
 
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="unknown schedule"):
-        BDA(upper, lower, 5, 0.5, 0.5, 0.5, schedule="cosine")
+        BDA(
+            outer=upper,
+            inner=lower,
+            inner_steps=5,
+            upper_lr=0.5,
+            inner_lr=0.5,
+            outer_lr=0.5,
+            schedule="cosine",
+        )
     with pytest.raises(ValueError, match="aggregation"):
-        BDA(upper, lower, 5, 0.5, 0.5, 0.5, aggregation=1.5)
+        BDA(
+            outer=upper,
+            inner=lower,
+            inner_steps=5,
+            upper_lr=0.5,
+            inner_lr=0.5,
+            outer_lr=0.5,
+            aggregation=1.5,
+        )
     with pytest.raises(ValueError, match="unknown gradient"):
-        BDA(upper, lower, 5, 0.5, 0.5, 0.5, gradient="forward")
+        BDA(
+            outer=upper,
+            inner=lower,
+            inner_steps=5,
+            upper_lr=0.5,
+            inner_lr=0.5,
+            outer_lr=0.5,
+            gradient="forward",
+        )

@@ -3,6 +3,8 @@ penalty closed forms (spec 7.8) and its symbolic GDA iteration matrix (spec 2.4(
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,16 @@ from bilevel.solvers.minimax_gda import MinimaxGDA, penalty_direction, saddle_at
 
 def _instance(seed: int = 0) -> QuadraticBilevel:
     return convex_phi_instance(3, 5, 10.0, seed)
+
+
+def _lrs(steps) -> dict[str, float]:
+    """(eta_x, eta_y, eta_z) as MinimaxGDA's keyword arguments."""
+    return dict(zip(("outer_lr", "inner_lr", "auxiliary_lr"), steps, strict=True))
+
+
+def _start(algo, x, y, z):
+    """The state at (x, y) with z (the auxiliary copy, which init starts at y) set to z."""
+    return replace(algo.init(x, y), z=z)
 
 
 def _iteration(inst, lam, steps):
@@ -30,9 +42,9 @@ def test_simultaneous_gda_is_the_symbolic_linear_map() -> None:
     M, m = _iteration(inst, lam, steps)
     rng = np.random.default_rng(0)
     w = rng.standard_normal(13)
-    algo = MinimaxGDA(outer, inner, lam, *steps, stage_iterations=50)
+    algo = MinimaxGDA(outer=outer, inner=inner, penalty=lam, **_lrs(steps), stage_iterations=50)
     t = torch.from_numpy
-    state = algo.init(t(w[:3].copy()), t(w[3:8].copy()), t(w[8:].copy()))
+    state = _start(algo, t(w[:3].copy()), t(w[3:8].copy()), t(w[8:].copy()))
     for _ in range(50):
         state = algo.step(state)
         w = M @ w + m
@@ -67,9 +79,9 @@ def test_gda_converges_exactly_when_the_spectral_radius_is_below_one(side: float
     radius = max(abs(np.linalg.eigvals(M)))
     assert (radius < 1) == (side < 1)
     w_star = np.linalg.solve(np.eye(13) - M, m)
-    algo = MinimaxGDA(outer, inner, lam, *steps, stage_iterations=2000)
+    algo = MinimaxGDA(outer=outer, inner=inner, penalty=lam, **_lrs(steps), stage_iterations=2000)
     t = torch.from_numpy
-    state = algo.init(t(np.zeros(3)), t(np.zeros(5)), t(np.zeros(5)))
+    state = _start(algo, t(np.zeros(3)), t(np.zeros(5)), t(np.zeros(5)))
     try:
         for _ in range(2000):
             state = algo.step(state)
@@ -112,7 +124,17 @@ def test_saddle_direction_bias_equals_the_closed_form(lam: float) -> None:
 def test_stages_grow_the_penalty_and_alpha_form_shares_fixed_points() -> None:
     inst = _instance()
     outer, inner = quadratic_objectives(inst)
-    algo = MinimaxGDA(outer, inner, 2.0, 0.01, 0.01, 0.01, growth=3.0, stage_iterations=5, stages=3)
+    algo = MinimaxGDA(
+        outer=outer,
+        inner=inner,
+        penalty=2.0,
+        outer_lr=0.01,
+        inner_lr=0.01,
+        auxiliary_lr=0.01,
+        growth=3.0,
+        stage_iterations=5,
+        stages=3,
+    )
     state = algo.init(torch.zeros(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64))
     penalties = []
     for _ in range(20):
@@ -121,8 +143,18 @@ def test_stages_grow_the_penalty_and_alpha_form_shares_fixed_points() -> None:
     assert penalties[3] == 2.0 and penalties[4] == 6.0 and penalties[9] == 18.0
     assert penalties[-1] == 18.0  # stays at the last stage's value
     x, y = torch.ones(3, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
-    lam_form = MinimaxGDA(outer, inner, 5.0, 0.01, 0.01, 0.01)
-    alpha_form = MinimaxGDA(outer, inner, 5.0, 0.05, 0.05, 0.05, form="alpha")
+    lam_form = MinimaxGDA(
+        outer=outer, inner=inner, penalty=5.0, outer_lr=0.01, inner_lr=0.01, auxiliary_lr=0.01
+    )
+    alpha_form = MinimaxGDA(
+        outer=outer,
+        inner=inner,
+        penalty=5.0,
+        outer_lr=0.05,
+        inner_lr=0.05,
+        auxiliary_lr=0.05,
+        form="alpha",
+    )
     a, b = lam_form.step(lam_form.init(x, y)), alpha_form.step(alpha_form.init(x, y))
     assert torch.allclose(a.x, b.x, rtol=1e-13) and torch.allclose(a.y, b.y, rtol=1e-13)
 
@@ -132,23 +164,53 @@ def test_bad_input_and_step_sizes_beyond_stability() -> None:
     outer, inner = quadratic_objectives(inst)
     L_g = float(inst.constants.L)
     with pytest.raises(ValueError, match="unknown form"):
-        MinimaxGDA(outer, inner, 1.0, 0.1, 0.1, 0.1, form="beta")
+        MinimaxGDA(
+            outer=outer,
+            inner=inner,
+            penalty=1.0,
+            outer_lr=0.1,
+            inner_lr=0.1,
+            auxiliary_lr=0.1,
+            form="beta",
+        )
     with pytest.raises(ValueError, match="unknown update"):
-        MinimaxGDA(outer, inner, 1.0, 0.1, 0.1, 0.1, update="random")
+        MinimaxGDA(
+            outer=outer,
+            inner=inner,
+            penalty=1.0,
+            outer_lr=0.1,
+            inner_lr=0.1,
+            auxiliary_lr=0.1,
+            update="random",
+        )
     with pytest.raises(ValueError, match="growth"):
-        MinimaxGDA(outer, inner, 1.0, 0.1, 0.1, 0.1, growth=0.5)
+        MinimaxGDA(
+            outer=outer,
+            inner=inner,
+            penalty=1.0,
+            outer_lr=0.1,
+            inner_lr=0.1,
+            auxiliary_lr=0.1,
+            growth=0.5,
+        )
     constants = Smoothness(inner=L_g, outer=1.0)
     MinimaxGDA(
-        outer, inner, 10.0, 0.1, 0.9 / (1 + 10 * L_g), 0.9 / (10 * L_g), smoothness=constants
+        outer=outer,
+        inner=inner,
+        penalty=10.0,
+        outer_lr=0.1,
+        inner_lr=0.9 / (1 + 10 * L_g),
+        auxiliary_lr=0.9 / (10 * L_g),
+        smoothness=constants,
     )
     with pytest.raises(ValueError, match="stage 2"):
         MinimaxGDA(
-            outer,
-            inner,
-            10.0,
-            0.1,
-            0.9 / (1 + 10 * L_g),
-            0.9 / (10 * L_g),
+            outer=outer,
+            inner=inner,
+            penalty=10.0,
+            outer_lr=0.1,
+            inner_lr=0.9 / (1 + 10 * L_g),
+            auxiliary_lr=0.9 / (10 * L_g),
             growth=2.0,
             stages=3,
             smoothness=constants,
@@ -168,7 +230,14 @@ def test_alternating_updates_reach_the_same_saddle() -> None:
     w_star = np.linalg.solve(np.eye(13) - M, m)
     finals = []
     for update in ("simultaneous", "alternating"):
-        algo = MinimaxGDA(outer, inner, lam, *steps, stage_iterations=4000, update=update)
+        algo = MinimaxGDA(
+            outer=outer,
+            inner=inner,
+            penalty=lam,
+            **_lrs(steps),
+            stage_iterations=4000,
+            update=update,
+        )
         zeros = torch.zeros(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
         state, _ = algo.run(*zeros, iterations=4000)
         finals.append(torch.cat([state.x, state.y, state.z]).numpy())

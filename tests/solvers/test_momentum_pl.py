@@ -28,8 +28,8 @@ def _game(seed: int = 0):
     return game, problem, grad_phi
 
 
-def _deterministic(problem):
-    return (lambda x, y: problem.outer(x, y), lambda x, y: problem.inner(x, y))
+def _deterministic(problem) -> dict:
+    return {"outer": lambda x, y: problem.outer(x, y), "inner": lambda x, y: problem.inner(x, y)}
 
 
 @pytest.mark.parametrize("clip", [None, "mu"])
@@ -39,7 +39,12 @@ def test_mgbio_reaches_a_stationary_point_of_the_selected_objective(clip) -> Non
     game, problem, grad_phi = _game()
     L, mu = game.smoothness_constant(), game.pl_constant()
     algo = MGBiO(
-        *_deterministic(problem), 1 / L, 1 / L, 0.5, momentum=0.5, clip=None if clip is None else mu
+        **_deterministic(problem),
+        inner_lr=1 / L,
+        solver_lr=1 / L,
+        outer_lr=0.5,
+        momentum=0.5,
+        clip=None if clip is None else mu,
     )
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
     _, trace = algo.run(x0, y0, iterations=400, grad_phi=grad_phi)
@@ -69,13 +74,13 @@ def test_surrogate_direction_is_the_same_on_every_lower_level_minimiser() -> Non
 def _stochastic(cls, problem, seed: int, L: float, **kwargs):
     sampler = lambda g: torch.randint(0, 8, (2,), generator=g)  # noqa: E731
     return cls(
-        problem.outer,
-        problem.inner,
-        sampler,
-        torch.Generator().manual_seed(seed),
-        1 / L,
-        1 / L,
-        0.5,
+        outer=problem.outer,
+        inner=problem.inner,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(seed),
+        inner_lr=1 / L,
+        solver_lr=1 / L,
+        outer_lr=0.5,
         **kwargs,
     )
 
@@ -99,7 +104,15 @@ def test_storm_without_noise_uses_fresh_gradients() -> None:
     game, problem, _ = _game()
     L = game.smoothness_constant()
     full = lambda g: None  # noqa: E731
-    vr = VRMSGBiO(problem.outer, problem.inner, full, torch.Generator(), 1 / L, 1 / L, 0.5)
+    vr = VRMSGBiO(
+        outer=problem.outer,
+        inner=problem.inner,
+        sampler=full,
+        generator=torch.Generator(),
+        inner_lr=1 / L,
+        solver_lr=1 / L,
+        outer_lr=0.5,
+    )
     state = vr.init(torch.ones(3, dtype=torch.float64), torch.zeros(6, dtype=torch.float64))
     for _ in range(20):
         state = vr.step(state)
@@ -114,4 +127,4 @@ def test_bad_schedules_are_refused() -> None:
     with pytest.raises(ValueError, match="eta_0"):
         _stochastic(VRMSGBiO, problem, 0, 10.0, schedule_k=2.0)
     with pytest.raises(ValueError, match="momentum"):
-        MGBiO(*_deterministic(problem), 0.1, 0.1, 0.1, momentum=0.0)
+        MGBiO(**_deterministic(problem), inner_lr=0.1, solver_lr=0.1, outer_lr=0.1, momentum=0.0)

@@ -39,17 +39,68 @@ def _builders():
         return int(torch.randint(0, 2, (), generator=gen))
 
     return {
-        "AID-BiO": lambda: AIDBiO(f, g, 3, 1 / L, 0.05),
-        "ITD-BiO": lambda: ITDBiO(f, g, 3, 1 / L, 0.05),
-        "stocBiO": lambda: StocBiO(fb, gb, sampler, generator(), 3, 1 / L, 0.05, 3, 1 / L),
-        "AccBiO": lambda: AccBiO(f, g, 3, 1 / L, 0.05, kappa_y=10.0),
-        "FSLA": lambda: FSLA(fb, gb, sampler, generator(), 1 / L, 0.05, momentum=0.5),
-        "minimax GDA": lambda: MinimaxGDA(f, g, 5.0, 0.01, 0.01, 0.01),
-        "MGBiO": lambda: MGBiO(f, g, 1 / L, 1 / L, 0.05, momentum=0.5),
-        "MSGBiO": lambda: MSGBiO(fb, gb, sampler, generator(), 1 / L, 1 / L, 0.05),
-        "VR-MSGBiO": lambda: VRMSGBiO(fb, gb, sampler, generator(), 1 / L, 1 / L, 0.05),
-        "BDA": lambda: BDA(f, g, 3, 0.1, 0.1, 0.05),
-        "UFOM-SGD": lambda: UFOMSGD(toy_loss, toy_loss, toy_task, generator(), 3, 0.1, 1.0, q=0.5),
+        "AID-BiO": lambda: AIDBiO(outer=f, inner=g, inner_steps=3, inner_lr=1 / L, outer_lr=0.05),
+        "ITD-BiO": lambda: ITDBiO(outer=f, inner=g, inner_steps=3, inner_lr=1 / L, outer_lr=0.05),
+        "stocBiO": lambda: StocBiO(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=generator(),
+            inner_steps=3,
+            inner_lr=1 / L,
+            outer_lr=0.05,
+            solver_steps=3,
+            solver_lr=1 / L,
+        ),
+        "AccBiO": lambda: AccBiO(
+            outer=f, inner=g, inner_steps=3, inner_lr=1 / L, outer_lr=0.05, kappa_y=10.0
+        ),
+        "FSLA": lambda: FSLA(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=generator(),
+            inner_lr=1 / L,
+            outer_lr=0.05,
+            momentum=0.5,
+        ),
+        "minimax GDA": lambda: MinimaxGDA(
+            outer=f, inner=g, penalty=5.0, outer_lr=0.01, inner_lr=0.01, auxiliary_lr=0.01
+        ),
+        "MGBiO": lambda: MGBiO(
+            outer=f, inner=g, inner_lr=1 / L, solver_lr=1 / L, outer_lr=0.05, momentum=0.5
+        ),
+        "MSGBiO": lambda: MSGBiO(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=generator(),
+            inner_lr=1 / L,
+            solver_lr=1 / L,
+            outer_lr=0.05,
+        ),
+        "VR-MSGBiO": lambda: VRMSGBiO(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=generator(),
+            inner_lr=1 / L,
+            solver_lr=1 / L,
+            outer_lr=0.05,
+        ),
+        "BDA": lambda: BDA(
+            outer=f, inner=g, inner_steps=3, upper_lr=0.1, inner_lr=0.1, outer_lr=0.05
+        ),
+        "UFOM-SGD": lambda: UFOMSGD(
+            inner=toy_loss,
+            outer=toy_loss,
+            sampler=toy_task,
+            generator=generator(),
+            inner_steps=3,
+            inner_lr=0.1,
+            outer_lr=1.0,
+            q=0.5,
+        ),
     }
 
 
@@ -63,7 +114,7 @@ def _live_tensors() -> int:
 def test_memory_is_flat_over_1000_iterations(name: str) -> None:
     algo = _builders()[name]()
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
-    state = algo.init(x0, y0)
+    state = algo.init(x0, None if name == "UFOM-SGD" else y0)  # UFOM-SGD has no y
     for _ in range(10):
         state = algo.step(state)
     tensors, rss = _live_tensors(), proc_status_kib("VmRSS")

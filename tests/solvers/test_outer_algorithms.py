@@ -64,8 +64,8 @@ def test_aid_bio_reaches_a_stationary_point_and_matches_numpy(seed: int) -> None
     inst, b, outer, inner, L_phi, grad_phi = _setup(seed)
     L = float(inst.constants.L)
     algo = AIDBiO(
-        outer,
-        inner,
+        outer=outer,
+        inner=inner,
         inner_steps=10,
         inner_lr=1 / L,
         outer_lr=1 / L_phi,
@@ -84,16 +84,16 @@ def test_aid_bio_reaches_a_stationary_point_and_matches_numpy(seed: int) -> None
 def test_aid_bio_bad_input_and_budgets() -> None:
     _, _, outer, inner, L_phi, _ = _setup(0)
     with pytest.raises(ValueError, match="unknown solver"):
-        AIDBiO(outer, inner, inner_steps=1, inner_lr=0.1, outer_lr=0.1, solver="gmres")
+        AIDBiO(outer=outer, inner=inner, inner_steps=1, inner_lr=0.1, outer_lr=0.1, solver="gmres")
     with pytest.raises(ValueError, match="outer_lr must be a positive"):
-        AIDBiO(outer, inner, inner_steps=1, inner_lr=0.1, outer_lr=-1.0)
-    algo = AIDBiO(outer, inner, inner_steps=2, inner_lr=0.05, outer_lr=1 / L_phi)
+        AIDBiO(outer=outer, inner=inner, inner_steps=1, inner_lr=0.1, outer_lr=-1.0)
+    algo = AIDBiO(outer=outer, inner=inner, inner_steps=2, inner_lr=0.05, outer_lr=1 / L_phi)
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     with pytest.raises(ValueError, match="give a budget"):
         algo.run(x0, y0)
     state, trace = algo.run(x0, y0, oracle_calls=100)
     assert sum(state.counts.as_dict().values()) >= 100 and len(trace) >= 2
-    diverging = AIDBiO(outer, inner, inner_steps=2, inner_lr=50.0, outer_lr=0.1)
+    diverging = AIDBiO(outer=outer, inner=inner, inner_steps=2, inner_lr=50.0, outer_lr=0.1)
     with pytest.raises(FloatingPointError, match="NaN/inf"):
         diverging.run(x0, y0, iterations=200)
 
@@ -104,14 +104,14 @@ def test_aid_bio_with_the_neumann_solver_and_cold_starts_converges() -> None:
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     for warm in (True, False):
         algo = AIDBiO(
-            outer,
-            inner,
+            outer=outer,
+            inner=inner,
             inner_steps=60,
             inner_lr=1 / L,
             outer_lr=1 / L_phi,
             solver="neumann",
             solver_steps=60,
-            warm_start=warm,
+            warm_start_v=warm,
         )
         _, trace = algo.run(x0, y0, iterations=300, grad_phi=grad_phi)
         # cold-started Neumann keeps a bias (1 - mu/L)^60 ~ 2e-3 relative: not stationary
@@ -126,12 +126,12 @@ def test_itd_bio_reaches_a_stationary_point_with_D_of_order_kappa_log() -> None:
     inst, _, outer, inner, L_phi, grad_phi = _setup(0)
     L = float(inst.constants.L)
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
-    algo = ITDBiO(outer, inner, inner_steps=200, inner_lr=1 / L, outer_lr=1 / L_phi)
+    algo = ITDBiO(outer=outer, inner=inner, inner_steps=200, inner_lr=1 / L, outer_lr=1 / L_phi)
     state, trace = algo.run(x0, y0, iterations=150, grad_phi=grad_phi)
     assert trace[-1]["grad_norm"] < 1e-8 and state.counts.hvp == 150 * 200
     short = dict(inner_steps=50, inner_lr=1 / L, outer_lr=1 / L_phi)
-    plain, _ = ITDBiO(outer, inner, **short).run(x0, y0, iterations=10)
-    ckpt, _ = ITDBiO(outer, inner, checkpoint=True, **short).run(x0, y0, iterations=10)
+    plain, _ = ITDBiO(outer=outer, inner=inner, **short).run(x0, y0, iterations=10)
+    ckpt, _ = ITDBiO(outer=outer, inner=inner, checkpoint=True, **short).run(x0, y0, iterations=10)
     assert torch.allclose(plain.x, ckpt.x, rtol=1e-12, atol=0)
 
 
@@ -170,15 +170,22 @@ def test_stocbio_without_noise_is_aid_with_a_q_plus_one_term_neumann_sum() -> No
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     common = dict(inner_steps=10, inner_lr=1 / L, outer_lr=1 / L_phi)
     sto = StocBiO(
-        outer,
-        inner,
-        sampler,
-        torch.Generator().manual_seed(0),
-        neumann_steps=7,
-        neumann_lr=1 / L,
+        outer=outer,
+        inner=inner,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(0),
+        solver_steps=7,
+        solver_lr=1 / L,
         **common,
     )
-    aid = AIDBiO(outer_det, inner_det, solver="neumann", solver_steps=8, warm_start=False, **common)
+    aid = AIDBiO(
+        outer=outer_det,
+        inner=inner_det,
+        solver="neumann",
+        solver_steps=8,
+        warm_start_v=False,
+        **common,
+    )
     s_state, trace = sto.run(x0, y0, iterations=20, grad_phi=grad_phi)
     a_state, _ = aid.run(x0, y0, iterations=20)
     assert torch.allclose(s_state.x, a_state.x, rtol=1e-10, atol=1e-12)
@@ -195,15 +202,15 @@ def test_stocbio_is_reproducible_from_its_generator_and_reference_variant_differ
 
     def final_x(seed: int, variant: str = "paper") -> torch.Tensor:
         algo = StocBiO(
-            outer,
-            inner,
-            sampler,
-            torch.Generator().manual_seed(seed),
+            outer=outer,
+            inner=inner,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(seed),
             inner_steps=5,
             inner_lr=0.5 / L,
             outer_lr=0.5 / L_phi,
-            neumann_steps=5,
-            neumann_lr=0.5 / L,
+            solver_steps=5,
+            solver_lr=0.5 / L,
             variant=variant,
         )
         return algo.run(x0, y0, iterations=10)[0].x
@@ -212,15 +219,15 @@ def test_stocbio_is_reproducible_from_its_generator_and_reference_variant_differ
     assert not torch.allclose(final_x(3), final_x(3, "reference_code"), rtol=1e-3)
     with pytest.raises(TypeError, match=r"torch\.Generator"):
         StocBiO(
-            outer,
-            inner,
-            sampler,
-            None,
+            outer=outer,
+            inner=inner,
+            sampler=sampler,
+            generator=None,
             inner_steps=1,
             inner_lr=0.1,
             outer_lr=0.1,
-            neumann_steps=1,
-            neumann_lr=0.1,
+            solver_steps=1,
+            solver_lr=0.1,
         )
 
 
@@ -245,7 +252,11 @@ def test_itd_no_loop_scheme_has_the_predicted_non_vanishing_error() -> None:
     x_limit = -np.linalg.solve(jac, const)
     outer, inner = quadratic_objectives(inst)
     algo = ITDBiO(
-        outer, inner, inner_steps=1, inner_lr=alpha, outer_lr=0.2 / float(np.linalg.norm(jac, 2))
+        outer=outer,
+        inner=inner,
+        inner_steps=1,
+        inner_lr=alpha,
+        outer_lr=0.2 / float(np.linalg.norm(jac, 2)),
     )
     state, _ = algo.run(
         torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64), iterations=3000
@@ -265,13 +276,13 @@ def test_aid_loop_schemes_all_reach_stationarity() -> None:
     L = float(inst.constants.L)
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     common = dict(inner_lr=1 / L, outer_lr=0.5 / L_phi, solver="neumann", solver_lr=1 / L)
-    no_loop = AIDBiO(outer, inner, inner_steps=1, solver_steps=1, **common)
+    no_loop = AIDBiO(outer=outer, inner=inner, inner_steps=1, solver_steps=1, **common)
     loops = AIDBiO(
-        outer,
-        inner,
+        outer=outer,
+        inner=inner,
         inner_steps=lambda k: 20 + k,
         solver_steps=lambda k: 20 + k,
-        warm_start=False,
+        warm_start_v=False,
         warm_start_y=False,
         **common,
     )
@@ -279,7 +290,7 @@ def test_aid_loop_schemes_all_reach_stationarity() -> None:
         _, trace = algo.run(x0, y0, iterations=iterations, grad_phi=grad_phi)
         assert trace[-1]["grad_norm"] < target < trace[0]["grad_norm"], iterations
     with pytest.raises(ValueError, match=r"inner_steps \(at iteration 0\)"):
-        AIDBiO(outer, inner, inner_steps=lambda k: -1, inner_lr=0.1, outer_lr=0.1)
+        AIDBiO(outer=outer, inner=inner, inner_steps=lambda k: -1, inner_lr=0.1, outer_lr=0.1)
 
 
 def _ill_conditioned_phi(seed: int, mu_phi: float):
@@ -310,8 +321,8 @@ def test_accbio_beats_aid_bio_in_outer_iterations_on_an_ill_conditioned_phi() ->
     outer, inner = quadratic_objectives(inst)
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     acc = AccBiO(
-        outer,
-        inner,
+        outer=outer,
+        inner=inner,
         inner_steps=20,
         inner_lr=1 / L,
         outer_lr=0.1,
@@ -319,12 +330,14 @@ def test_accbio_beats_aid_bio_in_outer_iterations_on_an_ill_conditioned_phi() ->
         kappa_x=1000.0,
         solver_steps=5,
     )
-    aid = AIDBiO(outer, inner, inner_steps=20, inner_lr=1 / L, outer_lr=0.1, solver_steps=5)
+    aid = AIDBiO(
+        outer=outer, inner=inner, inner_steps=20, inner_lr=1 / L, outer_lr=0.1, solver_steps=5
+    )
     _, acc_trace = acc.run(x0, y0, iterations=600, grad_phi=grad_phi)
     _, aid_trace = aid.run(x0, y0, iterations=600, grad_phi=grad_phi)
     assert acc_trace[-1]["grad_norm"] < 1e-8 < aid_trace[-1]["grad_norm"]
     with pytest.raises(ValueError, match="kappa_y is a condition number"):
-        AccBiO(outer, inner, inner_steps=1, inner_lr=0.1, outer_lr=0.1, kappa_y=0.5)
+        AccBiO(outer=outer, inner=inner, inner_steps=1, inner_lr=0.1, outer_lr=0.1, kappa_y=0.5)
 
 
 def test_fsla_without_noise_is_single_loop_aid_and_storm_is_inert() -> None:
@@ -340,10 +353,10 @@ def test_fsla_without_noise_is_single_loop_aid_and_storm_is_inert() -> None:
     def run(noise: float, momentum: float, seed: int = 0, iterations: int = 3000):
         outer, inner, sampler = _batched_quadratic(inst, noise=noise, whole_inner=True)
         algo = FSLA(
-            outer,
-            inner,
-            sampler,
-            torch.Generator().manual_seed(seed),
+            outer=outer,
+            inner=inner,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(seed),
             inner_lr=1 / L,
             outer_lr=0.5 / L_phi,
             momentum=momentum,
@@ -369,24 +382,24 @@ def test_incompatible_objectives_are_refused_before_the_run() -> None:
     outer_b, inner_b, sampler = _batched_quadratic(inst, noise=0.1)
     with pytest.raises(TypeError, match=r"AIDBiO calls outer\(x, y\)"):
         AIDBiO(
-            lambda x, y, batch: outer_b(x, y, batch),
-            inner_det,
+            outer=lambda x, y, batch: outer_b(x, y, batch),
+            inner=inner_det,
             inner_steps=1,
             inner_lr=0.1,
             outer_lr=0.1,
         )
-    AIDBiO(outer_det, inner_det, inner_steps=1, inner_lr=0.1, outer_lr=0.1)  # accepted
+    AIDBiO(outer=outer_det, inner=inner_det, inner_steps=1, inner_lr=0.1, outer_lr=0.1)  # accepted
     with pytest.raises(TypeError, match=r"StocBiO calls outer\(x, y, batch\)"):
         StocBiO(
-            outer_det,
-            inner_b,
-            sampler,
-            torch.Generator(),
+            outer=outer_det,
+            inner=inner_b,
+            sampler=sampler,
+            generator=torch.Generator(),
             inner_steps=1,
             inner_lr=0.1,
             outer_lr=0.1,
-            neumann_steps=1,
-            neumann_lr=0.1,
+            solver_steps=1,
+            solver_lr=0.1,
         )
 
 
@@ -394,7 +407,13 @@ def test_trace_records_a_test_metric_every_few_iterations() -> None:
     """``metric(state)`` lands in the trace as ``test_metric`` every ``metric_every`` iterates
     (and at the start); a non-positive period is refused."""
     inst, _, outer, inner, L_phi, _ = _setup(0)
-    algo = AIDBiO(outer, inner, 5, 1 / float(inst.constants.L), 1 / L_phi)
+    algo = AIDBiO(
+        outer=outer,
+        inner=inner,
+        inner_steps=5,
+        inner_lr=1 / float(inst.constants.L),
+        outer_lr=1 / L_phi,
+    )
     x0, y0 = torch.ones(3, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
     _, trace = algo.run(x0, y0, iterations=6, metric=lambda s: float(s.x.sum()), metric_every=3)
     with_metric = [row["iteration"] for row in trace if "test_metric" in row]
@@ -425,7 +444,7 @@ def test_run_refuses_a_negative_or_nan_budget_before_any_step(budget, match) -> 
     def outer(x, y):
         return 0.5 * (y**2).sum()
 
-    algo = AIDBiO(outer, inner, 1, 0.5, 0.1)
+    algo = AIDBiO(outer=outer, inner=inner, inner_steps=1, inner_lr=0.5, outer_lr=0.1)
     zeros = torch.zeros(2, dtype=torch.float64)
     with pytest.raises(ValueError, match=match):
         algo.run(zeros, zeros, **budget)
@@ -436,4 +455,13 @@ def test_minimax_gda_refuses_zero_stages() -> None:
     from bilevel.solvers.minimax_gda import MinimaxGDA
 
     with pytest.raises(ValueError, match="stages must be >= 1"):
-        MinimaxGDA(lambda x, y: x.sum(), lambda x, y: y.sum(), 1.0, 0.1, 0.1, 0.1, 2.0, stages=0)
+        MinimaxGDA(
+            outer=lambda x, y: x.sum(),
+            inner=lambda x, y: y.sum(),
+            penalty=1.0,
+            outer_lr=0.1,
+            inner_lr=0.1,
+            auxiliary_lr=0.1,
+            growth=2.0,
+            stages=0,
+        )

@@ -59,8 +59,8 @@ def test_aid_bio_lowers_the_validation_loss_of_logistic_regression() -> None:
     x0 = torch.full((problem.dim,), float(np.log(1e-2)), dtype=torch.float64)
     y0 = torch.zeros(problem.dim, dtype=torch.float64)
     algo = AIDBiO(
-        problem.outer,
-        problem.inner,
+        outer=problem.outer,
+        inner=problem.inner,
         inner_steps=50,
         inner_lr=0.5,
         outer_lr=1.0,
@@ -85,12 +85,17 @@ def test_hyper_cleaning_learns_to_drop_the_corrupted_labels() -> None:
     assert int(problem.corrupted.sum()) == round(0.5 * n_train)
     x0, y0 = torch.zeros(n_train, dtype=torch.float64), torch.zeros(d_y, dtype=torch.float64)
     unweighted = AIDBiO(
-        problem.outer, problem.inner, inner_steps=300, inner_lr=1.0, outer_lr=1e-12, solver_steps=1
+        outer=problem.outer,
+        inner=problem.inner,
+        inner_steps=300,
+        inner_lr=1.0,
+        outer_lr=1e-12,
+        solver_steps=1,
     )
     baseline = problem.accuracy(unweighted.run(x0, y0, iterations=1)[0].y)
     algo = AIDBiO(
-        problem.outer,
-        problem.inner,
+        outer=problem.outer,
+        inner=problem.inner,
         inner_steps=30,
         inner_lr=1.0,
         outer_lr=100.0,
@@ -136,8 +141,8 @@ def test_hyper_representation_is_learned_down_to_the_noise_floor() -> None:
     d_x, d_y = problem.dims
     x0 = torch.as_tensor(0.3 * np.random.default_rng(1).standard_normal(d_x))
     algo = AIDBiO(
-        problem.outer,
-        problem.inner,
+        outer=problem.outer,
+        inner=problem.inner,
         inner_steps=50,
         inner_lr=0.1,
         outer_lr=0.03,

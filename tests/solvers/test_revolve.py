@@ -144,8 +144,8 @@ def test_binomial_is_no_dearer_than_sqrt_segments_and_holds_fewer_iterates():
 def test_itd_bio_runs_binomial_checkpoints_to_plain_itds_iterates():
     outer, inner, x, y, lr = small_quadratic()
     short = dict(inner_steps=9, inner_lr=lr, outer_lr=0.05)
-    plain, _ = ITDBiO(outer, inner, **short).run(x, y, iterations=5)
-    binomial, _ = ITDBiO(outer, inner, checkpoint=BinomialCheckpoints(2), **short).run(
+    plain, _ = ITDBiO(outer=outer, inner=inner, **short).run(x, y, iterations=5)
+    binomial, _ = ITDBiO(outer=outer, inner=inner, checkpoint=BinomialCheckpoints(2), **short).run(
         x, y, iterations=5
     )
     torch.testing.assert_close(binomial.x, plain.x, rtol=0, atol=0)

@@ -29,13 +29,35 @@ def _quadratic(device: str):
 
 def _builders():
     def minimax(problem):
-        return MinimaxGDA(problem.outer, problem.inner, 5.0, 0.01, 0.01, 0.01)
+        return MinimaxGDA(
+            outer=problem.outer,
+            inner=problem.inner,
+            penalty=5.0,
+            outer_lr=0.01,
+            inner_lr=0.01,
+            auxiliary_lr=0.01,
+        )
 
     def bda(problem):
-        return BDA(problem.outer, problem.inner, 5, 0.1, 0.1, 0.1, aggregation=0.5)
+        return BDA(
+            outer=problem.outer,
+            inner=problem.inner,
+            inner_steps=5,
+            upper_lr=0.1,
+            inner_lr=0.1,
+            outer_lr=0.1,
+            aggregation=0.5,
+        )
 
     def mgbio(problem):
-        return MGBiO(problem.outer, problem.inner, 0.1, 0.1, 0.1, momentum=0.5)
+        return MGBiO(
+            outer=problem.outer,
+            inner=problem.inner,
+            inner_lr=0.1,
+            solver_lr=0.1,
+            outer_lr=0.1,
+            momentum=0.5,
+        )
 
     return {"minimax": minimax, "bda": bda, "mgbio": mgbio}
 
@@ -67,7 +89,16 @@ def test_ufom_sgd_on_an_accelerator_follows_the_cpu_run(device: str) -> None:
         def sample(generator):
             return int(torch.randint(0, 2, (), generator=generator))
 
-        algo = UFOMSGD(loss, loss, sample, torch.Generator().manual_seed(0), 3, 0.1, 1.0, q=0.5)
+        algo = UFOMSGD(
+            inner=loss,
+            outer=loss,
+            sampler=sample,
+            generator=torch.Generator().manual_seed(0),
+            inner_steps=3,
+            inner_lr=0.1,
+            outer_lr=1.0,
+            q=0.5,
+        )
         state, _ = algo.run(torch.ones(2, dtype=torch.float64, device=where), iterations=20)
         finals.append(state.x.cpu().numpy())
     assert np.allclose(finals[0], finals[1], rtol=1e-10, atol=1e-12)

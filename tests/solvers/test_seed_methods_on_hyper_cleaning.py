@@ -30,7 +30,15 @@ def test_bda_matches_or_beats_rhg(problem) -> None:
     (one test sample of 450 is 0.0022) and both above the unweighted 0.778 + 0.1."""
     accuracies = {}
     for a in (0.0, 0.5):
-        algo = BDA(problem.outer, problem.inner, 10, 1.0, 1.0, 100.0, aggregation=a)
+        algo = BDA(
+            outer=problem.outer,
+            inner=problem.inner,
+            inner_steps=10,
+            upper_lr=1.0,
+            inner_lr=1.0,
+            outer_lr=100.0,
+            aggregation=a,
+        )
         state, _ = algo.run(*_start(problem), iterations=60)
         accuracies[a] = problem.accuracy(state.y)
     assert accuracies[0.5] >= accuracies[0.0] - 0.005

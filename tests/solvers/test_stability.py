@@ -84,21 +84,61 @@ def _builders(problem: QuadraticProblem, constants: Smoothness) -> dict:
     sampler = lambda gen: None  # noqa: E731
 
     def aid(inner_lr, outer_lr):
-        return AIDBiO(f, g, 5, inner_lr, outer_lr, solver="neumann", smoothness=constants)
+        return AIDBiO(
+            outer=f,
+            inner=g,
+            inner_steps=5,
+            inner_lr=inner_lr,
+            outer_lr=outer_lr,
+            solver="neumann",
+            smoothness=constants,
+        )
 
     def itd(inner_lr, outer_lr):
-        return ITDBiO(f, g, 5, inner_lr, outer_lr, smoothness=constants)
+        return ITDBiO(
+            outer=f,
+            inner=g,
+            inner_steps=5,
+            inner_lr=inner_lr,
+            outer_lr=outer_lr,
+            smoothness=constants,
+        )
 
     def stocbio(inner_lr, outer_lr):
         return StocBiO(
-            fb, gb, sampler, generator, 5, inner_lr, outer_lr, 5, inner_lr, smoothness=constants
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=generator,
+            inner_steps=5,
+            inner_lr=inner_lr,
+            outer_lr=outer_lr,
+            solver_steps=5,
+            solver_lr=inner_lr,
+            smoothness=constants,
         )
 
     def accbio(inner_lr, outer_lr):
-        return AccBiO(f, g, 5, inner_lr, outer_lr / 2, kappa_y=10.0, smoothness=constants)
+        return AccBiO(
+            outer=f,
+            inner=g,
+            inner_steps=5,
+            inner_lr=inner_lr,
+            outer_lr=outer_lr / 2,
+            kappa_y=10.0,
+            smoothness=constants,
+        )
 
     def fsla(inner_lr, outer_lr):
-        return FSLA(fb, gb, sampler, generator, inner_lr, outer_lr, smoothness=constants)
+        return FSLA(
+            outer=fb,
+            inner=gb,
+            sampler=sampler,
+            generator=generator,
+            inner_lr=inner_lr,
+            outer_lr=outer_lr,
+            smoothness=constants,
+        )
 
     return {"aid": aid, "itd": itd, "stocbio": stocbio, "accbio": accbio, "fsla": fsla}
 
@@ -139,11 +179,11 @@ def test_neumann_step_is_checked_separately_from_the_inner_step() -> None:
     constants = problem.smoothness()
     with pytest.raises(ValueError, match=r"solver_lr \(Neumann eta\)"):
         AIDBiO(
-            problem.outer,
-            problem.inner,
-            5,
-            1.0 / constants.inner,
-            1.0 / constants.outer,
+            outer=problem.outer,
+            inner=problem.inner,
+            inner_steps=5,
+            inner_lr=1.0 / constants.inner,
+            outer_lr=1.0 / constants.outer,
             solver="neumann",
             solver_lr=2.5 / constants.inner,
             smoothness=constants,

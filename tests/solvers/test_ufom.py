@@ -119,9 +119,28 @@ def test_ufom_sgd_bad_input() -> None:
     _, train, test, sampler, _ = _setup()
     generator = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="unknown method"):
-        UFOMSGD(train, test, sampler, generator, STEPS, ALPHA, 1.0, method="reptile")
+        UFOMSGD(
+            inner=train,
+            outer=test,
+            sampler=sampler,
+            generator=generator,
+            inner_steps=STEPS,
+            inner_lr=ALPHA,
+            outer_lr=1.0,
+            method="reptile",
+        )
     with pytest.raises(ValueError, match="q in"):
-        UFOMSGD(train, test, sampler, generator, STEPS, ALPHA, 1.0, method="ufom", q=0.0)
+        UFOMSGD(
+            inner=train,
+            outer=test,
+            sampler=sampler,
+            generator=generator,
+            inner_steps=STEPS,
+            inner_lr=ALPHA,
+            outer_lr=1.0,
+            method="ufom",
+            q=0.0,
+        )
     with pytest.raises(ValueError, match="generator"):
         ufom_estimate(torch.zeros(3), train, test, 0, steps=2, lr=0.1, q=0.5)
 
@@ -145,13 +164,13 @@ def test_adaptive_q_follows_the_official_heuristic() -> None:
     assert adaptive.q == pytest.approx(max(0.05, root), rel=1e-12)
     _, train, test, sampler, theta = _setup()
     algo = UFOMSGD(
-        train,
-        test,
-        sampler,
-        torch.Generator().manual_seed(0),
-        STEPS,
-        ALPHA,
-        0.5,
+        inner=train,
+        outer=test,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(0),
+        inner_steps=STEPS,
+        inner_lr=ALPHA,
+        outer_lr=0.5,
         method="ufom-adaptive",
     )
     state, _ = algo.run(theta, iterations=60)
