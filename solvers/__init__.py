@@ -5,8 +5,9 @@ gradient, Hessian-vector and mixed-product calls for complexity checks.
 """
 
 from . import estimators, registry
-from ._outer import OuterState, run_outer
+from ._outer import Layout, OuterAlgorithm, OuterState, run_outer
 from .accbio import AccBiO
+from .argmin import argmin
 from .aid_bio import AIDBiO
 from .fsla import FSLA
 from .hypergradient import METHODS, hypergradient

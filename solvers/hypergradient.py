@@ -70,7 +70,7 @@ _REQUIRED = {
 METHODS = tuple(_OPTIONS)
 
 
-def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     if method not in _OPTIONS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     unknown = set(options) - set(_OPTIONS[method])
@@ -133,7 +133,7 @@ def hypergradient(
         >>> hypergradient(outer, inner, x, y, method="exact")
         tensor([0., 0.], dtype=torch.float64)
     """
-    opts = _resolve_options(method, options)
+    opts = resolve_options(method, options)
     check_objectives(outer, inner, 3 if method == "stocbio" else 2, "hypergradient")
     x_flat, x_spec = flatten(x, "x")
     y_flat, y_spec = flatten(y, "y")
@@ -198,23 +198,38 @@ def _estimate(
     grad_x_f, grad_y_f = outer_gradients(f, x, y, counts)
     if method == "fo":
         return grad_x_f
+    v, oracle = solve_linear_system(method, opts, g, x, y, grad_y_f, counts)
+    return grad_x_f - oracle.mixed(v)
+
+
+def solve_linear_system(
+    method: str,
+    opts: dict[str, Any],
+    g: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    b: torch.Tensor,
+    counts: OracleCounts,
+) -> tuple[torch.Tensor, SecondOrderOracle]:
+    """(v, the second-order oracle at (x, y)) with v ~ H^-1 b by ``method`` ("exact", "cg",
+    "neumann" or "rt", options resolved): the one place each implicit method finds v, shared by
+    ``hypergradient`` and the backward pass of ``argmin``."""
     if method == "exact":
-        v = linear_solvers.dense_solve(g, x, y, grad_y_f, counts)
-        oracle = SecondOrderOracle(g, x, y, counts)
-        return grad_x_f - oracle.mixed(v)
+        v = linear_solvers.dense_solve(g, x, y, b, counts)
+        return v, SecondOrderOracle(g, x, y, counts)
     oracle = SecondOrderOracle(g, x, y, counts)
     if method == "cg":
-        v = linear_solvers.conjugate_gradient(
-            oracle, grad_y_f, opts["steps"], opts["v0"], opts["tol"]
-        )
+        v = linear_solvers.conjugate_gradient(oracle, b, opts["steps"], opts["v0"], opts["tol"])
     elif method == "neumann":
-        v = linear_solvers.neumann(oracle, grad_y_f, opts["steps"], opts["lr"])
-    elif opts["level"] is not None:  # "rt" given its level N
+        v = linear_solvers.neumann(oracle, b, opts["steps"], opts["lr"])
+    elif method == "rt" and opts["level"] is not None:  # "rt" given its level N
         v = linear_solvers.truncated_series_at_level(
-            oracle, grad_y_f, opts["lr"], opts["p"], opts["level"]
+            oracle, b, opts["lr"], opts["p"], opts["level"]
         )
-    else:  # "rt" (its variance condition was checked with the options)
+    elif method == "rt":  # its variance condition was checked with the options
         v = linear_solvers.randomized_truncation(
-            oracle, grad_y_f, opts["lr"], opts["p"], opts["generator"]
+            oracle, b, opts["lr"], opts["p"], opts["generator"]
         )
-    return grad_x_f - oracle.mixed(v)
+    else:
+        raise ValueError(f"method {method!r} solves no linear system")
+    return v, oracle
