@@ -551,6 +551,24 @@ RATES += (
     ),
 )
 
+RATES += (
+    Entry(
+        "soba/single-loop",
+        "Dagreou, Ablin, Vaiter & Moreau 2022 (SOBA)",
+        "dagreou2022framework",
+        "Algorithm 1; Theorem 1",
+        "rate",
+        "decreasing steps rho_k ~ k^(-2/5), gamma_k ~ k^(-3/5): (1/K) sum E||grad h(x_k)||^2 = "
+        "O(K^(-2/5)); without noise the update's fixed point has grad Phi(x) = 0 (D_y = 0 gives "
+        "y = y*(x), D_v = 0 gives v = H^-1 grad_y f, D_x = 0 gives grad Phi(x) = 0)",
+        K ** sp.Rational(-2, 5),
+        "recall",
+        ("lower level strongly convex", "Lipschitz gradients and Hessians", "bounded variance"),
+        notes="the fixed-point statement is derived from the update rule (checked by "
+        "soba/stationary-point); the rate is recalled, not checked",
+    ),
+)
+
 REGISTRY: tuple[Entry, ...] = (*COMPLEXITIES, *RATES, *ESTIMATORS)
 
 

@@ -2,13 +2,13 @@
 
 ``load(claim_ids, cache)`` first lets ``bilevel.proofs_checks.runner.run_claims`` execute the
 runs missing from the cache (with its progress bar; finished runs are kept, an interrupted call
-resumes), then returns each claim's (params, measurement) pairs in grid order together with its
+resumes), then reads each run back through ``records.load_run`` (the runner's checksum check:
+a hand-edited entry is refused, never drawn), and returns each claim's (params, measurement) pairs in grid order together with its
 verdict, so a figure can say whether the claim it illustrates held.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.proofs_checks.engine import Measurement, Params
-from bilevel.proofs_checks.runner import ClaimResult, cache_path, load_claims, run_claims
+from bilevel.proofs_checks.records import ClaimResult, load_run
+from bilevel.proofs_checks.runner import load_claims, run_claims
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ def load(
     for claim, result in zip(claims, results, strict=True):
         runs = []
         for params in claim.runs(grid):
-            path = cache_path(Path(cache), claim.id, params)
-            if not path.exists():
+            try:  # the runner's checked loader: checksum, claim, params
+                record = load_run(Path(cache), claim.id, params)
+            except FileNotFoundError:
                 raise RuntimeError(
                     f"{claim.id}: run {params} failed ({result.measured}); no data to draw"
-                )
-            record = json.loads(path.read_text(encoding="utf-8"))
+                ) from None
             runs.append((record["params"], record["measurement"]))
         data[claim.id] = ClaimData(claim.id, runs, result)
     return data

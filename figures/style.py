@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from bilevel.proofs_checks.report import atomic_write
+from bilevel.proofs_checks.records import atomic_write
 
 # Figures are built as ``Figure`` objects (no pyplot state) and saved through Agg-based
 # canvases; fontTools warns about the font's own head-table timestamps while subsetting for

@@ -123,8 +123,8 @@ def _verified_claims(args: argparse.Namespace) -> int:
     """``bilevel claims --report report/report.json [--latex | --markdown]``."""
     import json
 
+    from .records import ClaimResult
     from .report import SCHEMA_ID, format_markdown, latex_claims_table
-    from .runner import ClaimResult
 
     payload = json.loads(args.report.read_text(encoding="utf-8"))
     if not isinstance(payload, dict):
@@ -195,13 +195,13 @@ def _limit_threads(threads: int) -> None:
 
 def _print_slots(claims) -> None:
     """``bilevel verify --slots``: each slot, its default, its signature, its claims and mutants."""
-    from .gallery import MUTANTS
+    from .gallery import all_mutants
     from .slots import describe, slot_ids
 
     for slot in slot_ids():
         entry = describe(slot)
         users = [c.id for c in claims if slot in c.slots]
-        wrong = [m.id for m in MUTANTS if m.slot == slot]
+        wrong = [m.id for m in all_mutants() if m.slot == slot]
         print(f"{slot}  (default {entry.target})")
         print(f"    signature: {entry.signature()}")
         print(f"    claims: {', '.join(users) or '(none)'}")

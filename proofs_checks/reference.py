@@ -348,6 +348,49 @@ def fsla_reference(
     return xs
 
 
+def soba_reference(
+    game: PLGameOracles,
+    x0,
+    y0,
+    batches,
+    iterations: int,
+    *,
+    inner_lr: float,
+    outer_lr: float,
+    schedule: str = "constant",
+) -> list[np.ndarray]:
+    """x_0..x_K of SOBA (Dagreou et al. 2022, Algorithm 1, v = -v_paper): batches come in
+    pairs (xi_k for g, zeta_k for f; f is batch-free in this game), every direction at the
+    current (x, y, v): y <- y - rho grad_y g, v <- v - rho (H v - grad_y f), x <- x - gamma
+    (grad_x f - (d^2 g/dx dy) v); rho_k, gamma_k constant or rho_0 (k+1)^-0.4, gamma_0 (k+1)^-0.6."""
+    x, y = np.array(x0, dtype=float), np.array(y0, dtype=float)
+    v = np.zeros_like(y)
+    xs = [x.copy()]
+    for k in range(iterations):
+        rows = batches[2 * k]  # xi_k; batches[2k + 1] = zeta_k is not used by this f
+        rho, gamma = (inner_lr, outer_lr)
+        if schedule == "decreasing":
+            rho, gamma = inner_lr * (k + 1) ** -0.4, outer_lr * (k + 1) ** -0.6
+        residual, direction = game.residual_and_direction(x, y, v, rows)
+        y, v, x = y - rho * game.grad_y_inner(x, y, rows), v - rho * residual, x - gamma * direction
+        xs.append(x.copy())
+    return xs
+
+
+def soba_reference_step(
+    b: Blocks, x: np.ndarray, y: np.ndarray, v: np.ndarray, *, inner_lr: float, outer_lr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One deterministic SOBA step on the quadratic blocks (H = A, grad_y g = A y - B x - c,
+    (d^2 g/dx dy) v = -B^T v), every direction at the current (x, y, v)."""
+    residual = b["A"] @ v - _grad_y_outer(b, x, y)
+    direction = _grad_x_outer(b, x, y) + b["B"].T @ v
+    return (
+        x - outer_lr * direction,
+        y - inner_lr * (b["A"] @ y - b["B"] @ x - b["c"]),
+        v - inner_lr * residual,
+    )
+
+
 def stocbio_bio_reference(
     b: Blocks,
     x0: np.ndarray,

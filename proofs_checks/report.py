@@ -17,14 +17,11 @@ holds, every claim expected to fail fails, the sum is within the budget, and (wi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .runner import ClaimResult
+from .records import ClaimResult, atomic_write
 
 SCHEMA_ID = "bilevel-report/4"
 
@@ -266,24 +263,6 @@ def false_alarm_line(results: Sequence[ClaimResult]) -> str:
         f"Suite false-alarm probability <= {summary['sum']:.2g} ({summary['tests']} statistical "
         f"tests; {verdict} the budget {summary['budget']:g})."
     )
-
-
-def atomic_write(path: Path, content: str | bytes) -> None:
-    """Write ``content`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the
-    same folder, flushed to disk, then renamed over ``path``: a reader (or a process resuming
-    after SIGKILL) sees the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # the content is on disk before the name points at it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def latex_claims_table(payload: dict[str, Any]) -> str:

@@ -32,48 +32,36 @@ import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from .engine import Claim, Measurement, Params, Verdict, run_key
-from .report import atomic_write
+from .records import (
+    ClaimResult,
+    Overrides,
+    atomic_write,
+    cache_path,
+    cache_problem,
+    record_checksum,
+    variant_key,
+)
 from .statistics import ledger
 
 LEDGER_ENV = "BILEVEL_RUN_LEDGER"
 
-#: replacements of implementation slots: ((slot, "module:attr"), ...), sorted by slot
-Overrides = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class ClaimResult:
-    """One row of the report."""
-
-    id: str
-    source: str
-    statement: str
-    expect: str
-    evidence: str  # registry entries cited, with their evidence tags
-    predicted: str
-    measured: str
-    interval: str
-    holds: bool
-    passed: bool  # the outcome is the expected one: "holds" (or "refuted" if expect == "fails")
-    runs: int
-    seconds: float  # sum over the claim's runs, as measured when each was executed
-    statistical_tests: int = 0  # tests run by its measurements and its judge
-    false_alarm: float = 0.0  # the sum of their false-alarm probabilities
-    outcome: str = "refuted"  # holds | refuted | inconclusive | error (a run or the judge failed)
-    power: str = ""  # the smallest violation the comparison detects
-    slots: list[str] = field(default_factory=list)  # registry ids of the methods checked
-    implementations: dict[str, str] = field(default_factory=dict)  # slots replaced by the user
-    mutants: list[dict[str, Any]] = field(default_factory=list)  # gallery runs (--mutants)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = [  # the records' names stay importable from here
+    "ClaimResult",
+    "atomic_write",
+    "cache_path",
+    "cache_problem",
+    "load_claims",
+    "record_checksum",
+    "run_claims",
+    "variant_key",
+]
 
 
 def load_claims(modules: Sequence[str] = ()) -> list[Claim]:
@@ -129,53 +117,6 @@ def execute_run(
     seconds = time.perf_counter() - start
     _ledger(f"executed {claim_id} {run_key(params)}")
     return {"measurement": measurement, "seconds": seconds, "statistics": used}
-
-
-def variant_key(params: Params, implementations: Overrides = ()) -> str:
-    """The run's cache key: ``run_key(params)``, or with slots replaced a key of both."""
-    if not implementations:
-        return run_key(params)
-    return run_key({"params": params, "implementations": dict(implementations)})
-
-
-def cache_path(
-    out_dir: Path, claim_id: str, params: Params, implementations: Overrides = ()
-) -> Path:
-    safe = claim_id.replace("/", "__")
-    return out_dir / "runs" / safe / f"{variant_key(params, implementations)}.json"
-
-
-def record_checksum(record: dict) -> str:
-    """SHA-256 of the record's canonical JSON (sorted keys), the ``checksum`` field left out."""
-    body = {key: value for key, value in record.items() if key != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def cache_problem(
-    path: Path, claim_id: str, params: Params, implementations: Overrides = ()
-) -> tuple[dict | None, str | None]:
-    """(record, None) for a sound cache entry, (None, None) when absent, (None, reason) when the
-    entry is corrupt: not JSON, a checksum that does not match its content, or a record of
-    another claim or parameter set (a file copied or renamed by hand)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, None
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"unreadable ({type(exc).__name__})"
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None, "not valid JSON (torn or edited)"
-    if not isinstance(record, dict) or "measurement" not in record:
-        return None, "not a run record"
-    if record.get("checksum") != record_checksum(record):
-        return None, "checksum does not match the content"
-    if record.get("claim") != claim_id or record.get("params") != json.loads(json.dumps(params)):
-        return None, "record of another claim or parameter set"
-    if record.get("implementations", {}) != dict(implementations):
-        return None, "record of other implementations"
-    return record, None
 
 
 def code_fingerprint(claim: Claim) -> str:

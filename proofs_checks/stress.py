@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .cli import executor_for
 from .engine import Claim, Params
-from .report import atomic_write
+from .records import atomic_write
 from .runner import ClaimResult, load_claims, run_claims
 
 

@@ -120,6 +120,8 @@ REGISTRY: tuple[Method, ...] = (
            "variance-reduced MSGBiO (STORM momentum)"),
     Method("fsla", f"{_S}.fsla:FSLA", "outer", "Li, Gu & Huang, AAAI 2022",
            "fully single-loop algorithm (STORM on the hypergradient)"),
+    Method("soba", f"{_S}.soba:SOBA", "outer", "Dagreou, Ablin, Vaiter & Moreau, NeurIPS 2022",
+           "single loop: one stochastic step of y, v and x per iteration"),
 )  # fmt: skip
 
 _BY_ID = {m.id: m for m in REGISTRY}

@@ -27,7 +27,7 @@ def test_every_code_folder_with_an_init_is_a_listed_package() -> None:
 
 def test_package_dir_maps_the_four_folders() -> None:
     mapping = _config()["package-dir"]
-    assert mapping == {f"bilevel.{name}": name for name in SUBPACKAGES}
+    assert mapping == {"bilevel": "bilevel", **{f"bilevel.{name}": name for name in SUBPACKAGES}}
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)

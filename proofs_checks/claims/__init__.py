@@ -18,47 +18,28 @@
   (figure 2's data);
 - ``hyper_cleaning``: minimax GDA against AID-BiO, ITD-BiO and stocBiO on data hyper-cleaning
   (figure 4's data);
-- ``bda``: BDA against RHG on the non-singleton counterexample, and the official schedule.
+- ``bda``: BDA against RHG on the non-singleton counterexample, and the official schedule;
+- ``soba``: SOBA against Algorithm 1, and its deterministic fixed point.
 
 Users add their own with ``bilevel verify --claims my.module`` (a module with ``CLAIMS``).
 """
 
 from __future__ import annotations
 
+import pkgutil
+from importlib import import_module
+
 from ..engine import Claim
 
 
 def builtin_claims() -> tuple[Claim, ...]:
-    from . import (
-        bda,
-        debiasing,
-        estimator_means,
-        foundation,
-        hyper_cleaning,
-        ji2021,
-        lower_bounds,
-        minimax,
-        momentum_baselines,
-        momentum_pl,
-        momentum_rules,
-        outer_algorithms,
-        outer_convergence,
-        randomized_truncation,
+    """The ``CLAIMS`` of every module of this package: ``foundation`` first (the ground truth
+    the others build on), then the rest in name order. A new module is found without a list."""
+    names = sorted(
+        info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")
     )
-
-    return (
-        *foundation.CLAIMS,
-        *ji2021.CLAIMS,
-        *randomized_truncation.CLAIMS,
-        *lower_bounds.CLAIMS,
-        *outer_algorithms.CLAIMS,
-        *outer_convergence.CLAIMS,
-        *minimax.CLAIMS,
-        *momentum_pl.CLAIMS,
-        *momentum_rules.CLAIMS,
-        *momentum_baselines.CLAIMS,
-        *debiasing.CLAIMS,
-        *estimator_means.CLAIMS,
-        *bda.CLAIMS,
-        *hyper_cleaning.CLAIMS,
-    )
+    names.sort(key=lambda name: name != "foundation")
+    claims: list[Claim] = []
+    for name in names:
+        claims.extend(getattr(import_module(f"{__name__}.{name}"), "CLAIMS", ()))
+    return tuple(claims)

@@ -15,7 +15,9 @@ The modules hold the implementations, grouped by the slots they replace: ``estim
 
 from __future__ import annotations
 
+import pkgutil
 from dataclasses import dataclass
+from importlib import import_module
 
 from ..engine import Claim
 
@@ -226,9 +228,18 @@ MUTANTS: tuple[Mutant, ...] = (
 )  # fmt: skip
 
 
+def all_mutants() -> tuple[Mutant, ...]:
+    """``MUTANTS`` above, then the ``MUTANTS`` of each module of this package that defines its
+    own (a method's gallery can live in one module, e.g. ``gallery.soba``)."""
+    found: list[Mutant] = list(MUTANTS)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        found.extend(getattr(import_module(f"{__name__}.{info.name}"), "MUTANTS", ()))
+    return tuple(found)
+
+
 def mutants_for(claim: Claim) -> list[Mutant]:
     """The gallery's wrong implementations that ``claim`` must refute (slots it checks only)."""
-    chosen = [m for m in MUTANTS if claim.id in m.claims]
+    chosen = [m for m in all_mutants() if claim.id in m.claims]
     for mutant in chosen:
         if mutant.slot not in claim.slots:
             raise ValueError(

@@ -9,10 +9,12 @@ import inspect
 
 import pytest
 
-from bilevel.proofs_checks.gallery import MUTANTS, mutants_for
+from bilevel.proofs_checks.gallery import all_mutants, mutants_for
 from bilevel.proofs_checks.runner import load_claims, mutant_refuted, run_claims
 from bilevel.proofs_checks.slots import describe, implementation, slot_ids, using
 from bilevel.solvers import registry
+
+MUTANTS = all_mutants()
 
 CLAIMS = load_claims()
 #: a sample of claims run against their gallery here, one or two of each kind of check (closed

@@ -181,7 +181,7 @@ def test_backward_counts_its_oracle_calls() -> None:
 
 
 def test_no_gradient_reaches_y_and_x_without_grad_passes_through() -> None:
-    outer, inner, x, y = _quadratic(0)
+    _, inner, x, y = _quadratic(0)
     y_leaf = y.clone().requires_grad_(True)
     solution = argmin(inner, x, y_leaf, steps=5)  # x does not require grad: y comes back, detached
     assert not solution.requires_grad and torch.equal(solution, y)
@@ -198,13 +198,13 @@ def test_no_gradient_reaches_y_and_x_without_grad_passes_through() -> None:
     ],
 )
 def test_bad_options_are_refused_before_any_work(kwargs, error, match) -> None:
-    outer, inner, x, y = _quadratic(0)
+    _, inner, x, y = _quadratic(0)
     with pytest.raises(error, match=match):
         argmin(inner, x.requires_grad_(True), y, **kwargs)
 
 
 def test_bad_points_are_refused() -> None:
-    outer, inner, x, y = _quadratic(0)
+    _, inner, x, y = _quadratic(0)
     with pytest.raises(ValueError, match="share dtype"):
         argmin(inner, x, y.float(), steps=5)
     with pytest.raises(ValueError, match="NaN"):
