@@ -53,6 +53,7 @@ examples: $(STAMP)
 	$(BIN)/python examples/02_verify_a_rate/run.py
 	$(BIN)/python examples/03_paper_figure/make_figure.py
 	$(BIN)/python examples/04_your_implementation/run.py
+	$(BIN)/python examples/05_argmin_with_adam/run.py
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

@@ -22,8 +22,17 @@ for folder in ("analysis", "solvers", "proofs_checks", "figures"):
     link = SOURCE_TREE / folder
     if not link.is_symlink():
         link.symlink_to(ROOT / folder, target_is_directory=True)
+if not (SOURCE_TREE / "__init__.py").is_symlink():
+    (SOURCE_TREE / "__init__.py").symlink_to(ROOT / "bilevel" / "__init__.py")
 
 MARKER = re.compile(r"\{\{\s*claims\s+(.+?)\s*\}\}")
+API_MARKER = "{{ api }}"
+SUBPACKAGES = (
+    ("solvers", "hypergradients and outer algorithms"),
+    ("analysis", "exact ground truth"),
+    ("proofs_checks", "claims, statistics, runner"),
+    ("figures", "figures from saved runs"),
+)
 
 
 def claims_table(patterns: list[str]) -> str:
@@ -45,5 +54,44 @@ def claims_table(patterns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def api_reference() -> str:
+    """The API page's body, generated: the registry's methods (with the claims that check each,
+    from the claims' slots), the public names of each namespace (their ``__all__``), then every
+    public module of each subpackage (found on disk, so a new module is listed by itself;
+    the claim and gallery modules are documented by the claim tables of the algorithm pages)."""
+    import importlib
+    import pkgutil
+
+    from bilevel.proofs_checks.runner import load_claims
+    from bilevel.solvers import registry
+
+    claims = load_claims()
+    lines = [
+        "## Methods (`bilevel.solvers.registry`)",
+        "",
+        "| id | kind | implementation | paper | what it is | claims that check it |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in registry.REGISTRY:
+        checked = ", ".join(f"`{c.id}`" for c in claims if method.id in c.slots) or "none"
+        cells = [f"`{method.id}`", method.kind, f"`{method.target}`", method.paper,
+                 method.summary, checked]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", "## Public names", ""]
+    for namespace in ("bilevel", *(f"bilevel.{name}" for name, _ in SUBPACKAGES)):
+        names = getattr(importlib.import_module(namespace), "__all__", ())
+        if names:
+            lines.append(f"- `{namespace}`: " + ", ".join(f"`{n}`" for n in names))
+    for name, title in SUBPACKAGES:
+        lines += ["", f"## `bilevel.{name}`: {title}", "", f"::: bilevel.{name}"]
+        found = pkgutil.iter_modules([str(ROOT / name)], f"bilevel.{name}.")
+        for info in sorted(found, key=lambda i: i.name):
+            if not info.name.rsplit(".", 1)[1].startswith("_"):
+                lines.append(f"::: {info.name}")
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown: str, **_: object) -> str:
+    if API_MARKER in markdown:
+        markdown = markdown.replace(API_MARKER, api_reference())
     return MARKER.sub(lambda m: claims_table(shlex.split(m.group(1))), markdown)

@@ -12,7 +12,7 @@ import fnmatch
 import sys
 from pathlib import Path
 
-from .style import FORMATS
+from . import FORMATS
 
 
 def add_parser(sub) -> None:

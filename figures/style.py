@@ -19,6 +19,8 @@ from matplotlib.figure import Figure
 
 from bilevel.proofs_checks.records import atomic_write
 
+from . import FORMATS
+
 # Figures are built as ``Figure`` objects (no pyplot state) and saved through Agg-based
 # canvases; fontTools warns about the font's own head-table timestamps while subsetting for
 # PDF, which is noise here.
@@ -96,7 +98,7 @@ METADATA = {
     "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
     "svg": {"Date": None, "Creator": None},
 }
-FORMATS = tuple(METADATA)
+assert tuple(METADATA) == FORMATS, "style.METADATA and bilevel.figures.FORMATS disagree"
 
 
 def paper_style():
@@ -106,9 +108,26 @@ def paper_style():
 
 
 def style(method: str) -> dict:
-    """``color`` and ``marker`` keyword arguments of ``method`` (KeyError for an unknown one)."""
-    colour, marker = METHODS[method]
+    """``color`` and ``marker`` keyword arguments of ``method``: the fixed styles of
+    ``METHODS`` (the labels of the paper figures), or, for a method of the solver registry
+    (label = its id, any case; e.g. "SOBA"), a style from its place in the registry, so a new
+    method needs no entry here. KeyError for a label that is neither."""
+    if method in METHODS:
+        colour, marker = METHODS[method]
+    else:
+        colour, marker = _registry_style(method)
     return {"color": colour, "marker": marker, "label": method}
+
+
+def _registry_style(label: str) -> tuple[str, str]:
+    from bilevel.solvers import registry
+
+    ids = registry.ids()
+    if label.lower() not in ids:
+        raise KeyError(f"no style for {label!r}: not in METHODS nor a registry id ({ids})")
+    index = ids.index(label.lower())
+    colours = [c for name, c in OKABE_ITO.items() if name != "black"]
+    return colours[index % len(colours)], "osD^vPX*"[index % 8]
 
 
 def new_figure(

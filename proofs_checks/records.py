@@ -115,9 +115,7 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         raise
 
 
-def load_run(
-    out_dir: Path, claim_id: str, params: Params, implementations: Overrides = ()
-) -> dict:
+def load_run(out_dir: Path, claim_id: str, params: Params, implementations: Overrides = ()) -> dict:
     """The sound cached record of one run, checked as the runner checks it (checksum, claim,
     params, implementations); ``FileNotFoundError`` when absent, ``ValueError`` when corrupt."""
     path = cache_path(Path(out_dir), claim_id, params, implementations)

@@ -64,9 +64,10 @@ def argmin(
         y (or y_T for ``"itd"``) in y's structure, differentiable in x.
 
     Raises:
-        ValueError / TypeError before any work: an unknown method or option, bad trees,
-        x and y of different dtype or device, an ITD checkpoint (autograd keeps the graph).
-        FloatingPointError in the backward pass if the solve produces NaN or inf.
+        ValueError: before any work: an unknown method, bad values, x and y of different dtype
+            or device, an ITD checkpoint (autograd keeps the graph).
+        TypeError: before any work: an unknown or missing option, a tree that holds no tensor.
+        FloatingPointError: in the backward pass, if the solve produces NaN or inf.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} for argmin; choose one of {METHODS}")

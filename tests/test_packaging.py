@@ -72,3 +72,45 @@ def test_imports_flow_one_way(folder: str, forbidden: tuple[str, ...]) -> None:
             assert not any(name == f or name.startswith(f + ".") for f in forbidden), (
                 f"{path.relative_to(ROOT)} imports {name}"
             )
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    """Private stays private (optax's ``_src`` model): no module imports an underscore name,
+    and no module imports another subpackage's private module (within a subpackage, its own
+    private modules are its implementation)."""
+    offences = []
+    for folder in SUBPACKAGES:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                names = [a.name for a in node.names if a.name.startswith("_")]
+                names = [n for n in names if not n.startswith("__")]
+                parts = (node.module or "").split(".")
+                private_module = any(p.startswith("_") and not p.startswith("__") for p in parts)
+                crosses = node.level == 0 or node.level > 1 + (path.parent != ROOT / folder)
+                if names or (private_module and crosses):
+                    offences.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offences, offences
+
+
+def test_the_public_face() -> None:
+    import bilevel
+    from bilevel import proofs_checks, solvers
+    from bilevel.solvers import registry
+
+    assert isinstance(bilevel.__version__, str) and bilevel.__version__[0].isdigit()
+    for name in bilevel.__all__:
+        assert getattr(bilevel, name) is not None, name
+    for name in ("assert_unbiased", "assert_bias", "assert_linear_rate", "Claim", "Verdict",
+                 "run_claims", "load_run", "implementation"):  # fmt: skip
+        assert callable(getattr(proofs_checks, name)), name
+    for name in proofs_checks.__all__:
+        getattr(proofs_checks, name)
+    for method in registry.REGISTRY:  # every registered algorithm and estimator is public
+        attribute = method.target.split(":")[1]
+        namespace = solvers.estimators if method.kind == "estimator" else solvers
+        exported = getattr(namespace, attribute)
+        assert exported is method.load(), method.id
+    for name in ("argmin", "hypergradient", "AIDBiO", "SOBA", "OuterAlgorithm"):
+        assert name in solvers.__all__

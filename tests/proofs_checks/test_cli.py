@@ -168,3 +168,16 @@ def test_claims_report_on_a_json_list_is_a_clear_error(tmp_path, capsys) -> None
     path.write_text("[1, 2]")
     assert cli.main(["claims", "--report", str(path)]) == 2
     assert "is not a bilevel-report/4 report (a JSON list" in capsys.readouterr().err
+
+
+def test_the_verify_parser_imports_no_matplotlib() -> None:
+    """``bilevel verify`` never draws: building its parser must not import matplotlib."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bilevel.proofs_checks.cli import _parser; _parser(); "
+        "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
