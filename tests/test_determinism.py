@@ -30,7 +30,8 @@ for _ in range(20):
                       generator=gen)
     digest.update(v.numpy().tobytes())
 fb, gb, sampler = noisy_quadratic_objectives(inst, 0.3)
-algo = StocBiO(fb, gb, sampler, torch.Generator().manual_seed(3), 3, 1 / L, 0.05, 3, 1 / L)
+algo = StocBiO(outer=fb, inner=gb, sampler=sampler, generator=torch.Generator().manual_seed(3),
+               inner_steps=3, inner_lr=1 / L, outer_lr=0.05, solver_steps=3, solver_lr=1 / L)
 state = algo.init(x, y)
 for _ in range(50):
     state = algo.step(state)
