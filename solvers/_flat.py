@@ -157,3 +157,24 @@ def check_finite_replayed(
             step = f"step {k}"
             break
     raise FloatingPointError(f"{quantity} became NaN/inf at {step}; likely cause: {cause}")
+
+
+#: GD step lengths ||y_{t+1} - y_t|| never grow on a convex L-smooth g with lr <= 2/L (the GD
+#: map is nonexpansive); a growth by more than this factor over one loop is divergence (the
+#: slack admits the moderate growth of a nonconvex g, e.g. a network's loss in ITD)
+GROWTH_LIMIT = 1e3
+
+
+def check_not_growing(
+    first: torch.Tensor, last: torch.Tensor, limit: float, quantity: str, steps: int, cause: str
+) -> None:
+    """Raise ``FloatingPointError`` if ||last|| > limit ||first|| (one host read for both)."""
+    first_norm, last_norm = torch.stack(
+        [torch.linalg.vector_norm(first), torch.linalg.vector_norm(last)]
+    ).tolist()
+    finite = math.isfinite(first_norm) and math.isfinite(last_norm)  # else: the NaN checks
+    if finite and last_norm > limit * first_norm and last_norm > 0:
+        raise FloatingPointError(
+            f"{quantity} grew from {first_norm:.3g} to {last_norm:.3g} over {steps} steps "
+            f"(more than {limit:g}x); likely cause: {cause}"
+        )

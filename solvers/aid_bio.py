@@ -29,6 +29,7 @@ import torch
 from . import linear_solvers
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterAlgorithm, OuterState, check_objectives
+from .linear_solvers import check_terms_contract
 from .oracles import SecondOrderOracle, inner_descent, outer_gradients
 from .stability import Smoothness, check_inner_and_outer_steps
 
@@ -106,8 +107,13 @@ class AIDBiO(OuterAlgorithm):
 def _neumann_from(oracle, b, steps, lr, v0):
     """N steps of the fixed-point iteration v <- v - eta (H v - b) from v0 (0: the Neumann sum)."""
     v = torch.zeros_like(b) if v0 is None else v0.clone()
+    first = last = None
     for _ in range(steps):
-        v = v - lr * (oracle.hvp(v) - b)
+        last = oracle.hvp(v) - b  # the residual r_k = (I - eta H)^k r_0: never longer than r_0
+        first = last if first is None else first
+        v = v - lr * last
+    if steps > 1:
+        check_terms_contract(first, last, steps, "AID-BiO's fixed-point residual H v - b")
     return v
 
 

@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ._flat import check_finite_replayed
+from ._flat import GROWTH_LIMIT, check_finite_replayed, check_not_growing
 from .oracles import OracleCounts, outer_gradients, scalar
 from .revolve import Advance, BinomialCheckpoints, binomial_schedule, least_slots
 
@@ -83,13 +83,20 @@ def itd_hypergradient_and_iterate(
     with torch.enable_grad():
         x_req = x.detach().requires_grad_(True)
         y_t = y.detach()
+        first = None
         for _ in range(steps):
             y_in = y_t if y_t.requires_grad else y_t.detach().requires_grad_(True)
             (grad_y,) = torch.autograd.grad(
                 scalar(inner(x_req, y_in), "inner"), y_in, create_graph=True
             )
+            first = grad_y.detach() if first is None else first
             y_t = y_in - lr * grad_y
         _check_inner_iterate(y_t, inner, x, y, steps, lr)
+        if steps > 1:  # GD steps never grow on a convex g at lr <= 2/L (``GROWTH_LIMIT``)
+            check_not_growing(
+                first, grad_y.detach(), GROWTH_LIMIT, "ITD's inner gradient grad_y g", steps,
+                "lr above 2 / L, or g not convex in y (gradient steps diverge)",
+            )  # fmt: skip
         value = scalar(outer(x_req, y_t), "outer")
         (result,) = torch.autograd.grad(value, x_req, allow_unused=True)
     counts.grad_inner += steps

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.func import hessian
 
-from ._flat import check_finite_replayed
+from ._flat import check_finite_replayed, check_not_growing
 from .oracles import OracleCounts, SecondOrderOracle
 
 #: above this many inner variables, ``dense_solve`` refuses (the Hessian has d_y^2 entries).
@@ -186,6 +186,7 @@ def neumann_terms(
 def neumann(oracle: SecondOrderOracle, b: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
     """v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b with Q = ``steps``, eta = ``lr``."""
     v = torch.zeros_like(b)
+    term = b
     for term in neumann_terms(oracle, b, lr, steps):
         v.add_(term, alpha=lr)
     check_finite_replayed(
@@ -195,7 +196,23 @@ def neumann(oracle: SecondOrderOracle, b: torch.Tensor, steps: int, lr: float) -
         "lr above 2 / L",
         first_step=0,
     )
+    check_terms_contract(b, term, steps, "Neumann term (I - eta H)^q b")
     return v
+
+
+#: ||(I - eta H)^q b|| <= ||b|| for symmetric H with 0 <= eta lambda <= 2; the slack covers
+#: rounding (q eps ||b||, far below 1% for q < 10^4 even in float32)
+TERM_SLACK = 1.01
+
+
+def check_terms_contract(b: torch.Tensor, last: torch.Tensor, steps: int, quantity: str) -> None:
+    """Raise when the last series term is longer than b: the series diverges (eta lambda_max
+    above 2, or H not positive semi-definite), long before a term overflows."""
+    check_not_growing(
+        b, last, TERM_SLACK, quantity, steps,
+        "lr (eta) above 2 / L, or an inner Hessian that is not positive definite (g not convex "
+        "in y): every term of a convergent series is no longer than grad_y f",
+    )  # fmt: skip
 
 
 def truncated_series_at_level(
@@ -203,8 +220,10 @@ def truncated_series_at_level(
 ) -> torch.Tensor:
     """eta sum_{q=0}^{level} (I - eta H)^q b / (1 - p)^q: the estimate given N = ``level``."""
     v = torch.zeros_like(b)
+    term = b
     for q, term in enumerate(neumann_terms(oracle, b, lr, level + 1)):
         v.add_(term, alpha=lr / (1.0 - p) ** q)
+    check_terms_contract(b, term, level, "randomized-truncation term (I - eta H)^q b")
     check_finite_replayed(
         v,
         lambda: neumann_terms(oracle, b, lr, level + 1),

@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ._flat import GROWTH_LIMIT, check_not_growing
+
 Flat = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -149,9 +151,21 @@ def inner_descent(
     inner: Flat, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int, counts: OracleCounts
 ) -> torch.Tensor:
     """y after ``steps`` gradient steps y <- y - lr grad_y g(x, y): the inner loop every
-    double-loop algorithm shares (``steps`` counted inner gradients)."""
+    double-loop algorithm shares (``steps`` counted inner gradients).
+
+    Raises ``FloatingPointError`` when the steps diverge: the last gradient is more than
+    ``GROWTH_LIMIT`` times the first (on a convex g at lr <= 2/L it never grows), long before
+    the iterate overflows (an AID-BiO run at inner_lr = 10 used to reach x ~ 3e60 silently)."""
+    first = last = None
     for _ in range(steps):
-        y = y - lr * inner_gradient(inner, x, y, counts)
+        last = inner_gradient(inner, x, y, counts)
+        first = last if first is None else first
+        y = y - lr * last
+    if steps > 1:
+        check_not_growing(
+            first, last, GROWTH_LIMIT, "the inner gradient grad_y g", steps,
+            "inner_lr above 2 / L_g, or g not convex in y (gradient steps diverge)",
+        )  # fmt: skip
     return y
 
 
