@@ -22,12 +22,15 @@ kappa, unit roundoff u of the dtype), times the number of steps of a recursion.
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .engine import InconclusiveError
 from .statistics import bonferroni_z_test, required_samples, spend
@@ -176,15 +179,20 @@ def assert_unbiased(
     generator: torch.Generator | None = None,
     pilot: int = 200,
     max_samples: int = 1_000_000,
+    max_seconds: float = 600.0,
+    progress: bool | None = None,
     finite_variance: bool | None = None,
     sequential: bool = False,
 ) -> UnbiasednessResult:
     """Tier 1 (or tier 2 with ``sequential=True``): fixed-seed test of E[sample] = target.
 
-    A pilot of ``pilot`` draws estimates sigma (largest coordinate standard deviation); then
-    n = sigma^2 (z_{1-alpha/2d} + z_{1-beta})^2 / b^2 fresh draws are tested (b =
-    ``detectable_bias``). Under the null the false-alarm probability is at most alpha (CLT and
-    Bonferroni); a bias of size b in some coordinate is missed with probability at most beta.
+    A pilot of ``pilot`` draws estimates sigma (largest coordinate standard deviation) and the
+    time of one draw; then n = sigma^2 (z_{1-alpha/2d} + z_{1-beta})^2 / b^2 fresh draws are
+    tested (b = ``detectable_bias``). Under the null the false-alarm probability is at most
+    alpha (CLT and Bonferroni); a bias of size b in some coordinate is missed with probability
+    at most beta. Before drawing, a design above ``max_samples`` draws or above ``max_seconds``
+    (the pilot's time per draw times n) is refused with both figures and the knobs to change;
+    a run expected to take over 5 s shows a progress bar (``progress`` forces it on or off).
     ``finite_variance=False`` refuses to run (the CLT does not apply).
     """
     if finite_variance is False:
@@ -212,18 +220,33 @@ def assert_unbiased(
             generator=generator,
             max_samples=max_samples,
         )
+    if not (max_seconds > 0):
+        raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
     target_v = _as_vector(target)
+    start = time.perf_counter()
     draws = _finite_draws(np.stack([_as_vector(sample(generator)) for _ in range(pilot)]))
+    per_draw = (time.perf_counter() - start) / pilot
     if draws.shape[1] != target_v.size:
         raise ValueError(f"sample has {draws.shape[1]} coordinates, target has {target_v.size}")
     sigma = float(draws.std(axis=0, ddof=1).max())
     n = required_samples(sigma, detectable_bias, alpha, beta, target_v.size)
-    if n > max_samples:
+    expected = n * per_draw
+    design = (
+        f"the design needs n = {n} draws (pilot sigma = {sigma:.3g}, detectable bias "
+        f"{detectable_bias:g}, alpha = {alpha:g}, beta = {beta:g}), about {expected:.3g} s at the "
+        f"pilot's {per_draw * 1e3:.3g} ms a draw"
+    )
+    if n > max_samples or expected > max_seconds:
         raise ValueError(
-            f"power analysis needs n = {n} samples (sigma = {sigma:.3g}, bias {detectable_bias}),"
-            f" above max_samples = {max_samples}"
+            f"{design}: above max_samples = {max_samples} or max_seconds = {max_seconds:g}. "
+            "Raise detectable_bias (n ~ 1 / b^2), make the estimator cheaper or less noisy, "
+            "use sequential=True (stops early when the verdict is clear), or raise the limits"
         )
-    samples = _finite_draws(np.stack([_as_vector(sample(generator)) for _ in range(n)]))
+    show = expected > 5.0 if progress is None else progress
+    bar = tqdm(range(n), desc="assert_unbiased", unit="draw", disable=not show, file=sys.stderr)
+    if show:
+        bar.write(f"assert_unbiased: {design}", file=sys.stderr)
+    samples = _finite_draws(np.stack([_as_vector(sample(generator)) for _ in bar]))
     measured, rejected = _z_test_result(samples, target_v, alpha, alpha)
     measured = replace(measured, power=detectable_bias)
     if rejected:

@@ -2,10 +2,12 @@
 repeating finished runs and end with the report / figure of an uninterrupted run (issue 10).
 
 Each trial starts the command in its own process group with a run ledger
-(``BILEVEL_RUN_LEDGER``: ``executed`` / ``saved`` / ``corrupt`` lines), kills the whole group with
-SIGKILL after a uniformly random delay in (0.3 s, 0.9 x the uninterrupted duration), then runs
-the command again to completion and checks:
+(``BILEVEL_RUN_LEDGER``: ``executed`` / ``saved`` / ``corrupt`` lines), kills the main process
+only with SIGKILL (as a user's ``kill -9`` does, not the whole group) after a uniformly random
+delay in (0.3 s, 0.9 x the uninterrupted duration), then runs the command again to completion
+and checks:
 
+- no worker of the killed process is alive 5 s after the kill (workers die with their parent);
 - no run saved before the kill was executed again (nothing repeated);
 - every run of the selection is in the cache afterwards and was executed exactly once in the
   trial (counting the killed and the resumed process: a run in flight at the kill is the only
@@ -70,6 +72,37 @@ def _result(kind: str, out: Path) -> object:
     return (out / "fig" / f"{FIGURE}.png").read_bytes()
 
 
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_for_exit(pids: list[int], seconds: float) -> list[int]:
+    """The pids still alive (not zombies) after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in alive if _alive(pid)]
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def trial(kind: str, work: Path, delay: float, reference: object) -> dict[str, object]:
     out, ledger = work / "out", work / "ledger"
     work.mkdir(parents=True)
@@ -83,9 +116,13 @@ def trial(kind: str, work: Path, delay: float, reference: object) -> dict[str, o
     )
     time.sleep(delay)
     finished_first = proc.poll() is not None
+    workers = children(proc.pid)
     if not finished_first:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only, as a user's kill -9 does
     proc.wait()
+    survivors = wait_for_exit(workers, seconds=5.0)
+    for pid in survivors:  # clean up, then report the failure
+        os.kill(pid, signal.SIGKILL)
     before = _ledger(ledger)
     saved_before = {key for event, key in before if event == "saved"}
     _run(kind, out, ledger)
@@ -99,6 +136,7 @@ def trial(kind: str, work: Path, delay: float, reference: object) -> dict[str, o
     corrupt = [key for event, key in before + after if event == "corrupt"]
     same = _result(kind, out) == reference
     ok = not repeated and not corrupt and same and saved_all == set(executed_all)
+    ok = ok and not survivors
     return {
         "kind": kind,
         "delay": delay,
@@ -108,6 +146,8 @@ def trial(kind: str, work: Path, delay: float, reference: object) -> dict[str, o
         "repeated": len(repeated),
         "corrupt": len(corrupt),
         "same_result": same,
+        "workers_at_kill": len(workers),
+        "survivors": len(survivors),
         "ok": ok,
     }
 

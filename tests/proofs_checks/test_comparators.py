@@ -183,3 +183,30 @@ def test_deterministic_bias_is_judged_to_rounding_with_the_exact_control() -> No
     assert_bias_exact(target, target, np.zeros(2), condition_number=4.0)
     with pytest.raises(AssertionError, match="bias differs from its closed form"):
         assert_bias_exact(target + bias + 1e-10, target, bias, condition_number=4.0)
+
+
+def test_a_design_too_long_for_its_budget_is_refused_before_drawing() -> None:
+    """sigma ~ 1 and detectable_bias 0.01 need ~ 8.6e5 draws (the issue's 10-hour design):
+    refused after the pilot, with the sample count, the expected time and the knobs."""
+    import torch
+
+    calls = []
+
+    def noisy(generator):
+        calls.append(1)
+        return torch.randn(3, generator=generator, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match=r"needs n = \d+ draws.*Raise detectable_bias"):
+        assert_unbiased(noisy, [0.0, 0.0, 0.0], detectable_bias=0.01, max_seconds=1.0)
+    assert len(calls) == 200  # the pilot only: nothing drawn beyond it
+
+
+def test_a_design_within_budget_runs_and_can_show_progress(capsys) -> None:
+    import torch
+
+    def noisy(generator):
+        return torch.randn(2, generator=generator, dtype=torch.float64)
+
+    result = assert_unbiased(noisy, [0.0, 0.0], detectable_bias=1.0, progress=True)
+    assert result.n > 0
+    assert "the design needs n =" in capsys.readouterr().err

@@ -224,3 +224,44 @@ def _flip_a_digit(text: str) -> str:
         body[:index] + str((int(body[index]) + 1) % 10) + body[index + 1 :]
     )
     return json.dumps(record, sort_keys=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_sigkilled_verify(tmp_path) -> None:
+    """kill -9 of the main process only (not its group): every worker is gone within 5 s."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from kill_resume import children, wait_for_exit
+
+    command = [sys.executable, "-m", "bilevel.proofs_checks", "verify", "--only", "ji2021/*",
+               "--workers", "2", "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:  # the pool and its tracker
+            time.sleep(0.2)
+            workers = [p for p in children(proc.pid) if "resource_tracker" not in _cmdline(p)]
+        assert workers, "verify started no worker within 60 s"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        survivors = wait_for_exit(children(proc.pid) + workers, seconds=5.0)
+        assert not survivors, f"workers alive 5 s after the kill: {survivors}"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
