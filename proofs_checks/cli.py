@@ -256,6 +256,7 @@ def _verify(args: argparse.Namespace) -> int:
     if not selected:
         print(f"bilevel verify: no claim matches --only {args.only!r}", file=sys.stderr)
         return 2
+    check_writable(Path(args.out))
     start = time.perf_counter()
     with executor_for(args) as executor:
         results = run_claims(
@@ -270,7 +271,10 @@ def _verify(args: argparse.Namespace) -> int:
             mutants=args.mutants,
         )
     print(format_table(results))
-    json_path, md_path = write_report(results, args.out, args.grid, args.mutants)
+    report_rows, coverage = merge_with_previous(results, claims, Path(args.out), args)
+    json_path, md_path = write_report(report_rows, args.out, args.grid, args.mutants)
+    if coverage:
+        print(coverage)
     passed = sum(r.passed for r in results)
     replaced = f"; replaced: {', '.join(f'{k}={v}' for k, v in overrides.items())}"
     print(
@@ -282,6 +286,58 @@ def _verify(args: argparse.Namespace) -> int:
         + mutant_line(results, args.mutants)
     )
     return 0 if report_passed(results, args.mutants) else 1
+
+
+def check_writable(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or cannot be written, before any run is computed."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder: give a folder for the report")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {out} is not writable ({exc.strerror or exc})") from None
+
+
+def merge_with_previous(results, claims, out: Path, args) -> tuple[list, str]:
+    """With ``--only``: the rows just run merged into ``out``'s previous report of the same
+    grid and mutants setting (rows of claims not run are kept, in claim order), so a partial
+    run never shrinks a full report; without a compatible previous report, say what the new
+    one covers."""
+    import json
+
+    from .records import ClaimResult
+    from .report import SCHEMA_ID
+
+    if args.only == "*":
+        return list(results), ""
+    previous_path = out / "report.json"
+    try:
+        previous = json.loads(previous_path.read_text(encoding="utf-8"))
+        compatible = (
+            previous.get("schema") == SCHEMA_ID
+            and previous.get("grid") == args.grid
+            and bool(previous.get("mutants", {}).get("run")) == bool(args.mutants)
+        )
+    except (OSError, ValueError, AttributeError):
+        previous, compatible = None, False
+    if not compatible:
+        return list(results), (
+            f"report.json covers the {len(results)} claim(s) matched by --only {args.only!r} "
+            f"(of {len(claims)}); run without --only for the full report"
+        )
+    fresh = {r.id: r for r in results}
+    kept = {row["id"]: ClaimResult(**row) for row in previous["claims"] if row["id"] not in fresh}
+    order = [c.id for c in claims]
+    merged = sorted(
+        {**kept, **fresh}.values(), key=lambda r: order.index(r.id) if r.id in order else len(order)
+    )
+    return merged, (
+        f"report.json: {len(fresh)} claim(s) re-run with --only {args.only!r} and merged into "
+        f"the previous report ({len(merged)} claims in all)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

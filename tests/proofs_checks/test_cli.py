@@ -181,3 +181,42 @@ def test_the_verify_parser_imports_no_matplotlib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_only_merges_into_the_previous_full_report(tmp_path) -> None:
+    """--only re-runs a subset and keeps the other rows of the previous report of the same grid:
+    a partial run never shrinks report.json to its one row."""
+    import json
+
+    from bilevel.proofs_checks.cli import main
+
+    out = tmp_path / "out"
+    assert main(["verify", "--only", "foundation/*", "--workers", "0", "--no-progress",
+                 "--out", str(out)]) == 0  # fmt: skip
+    first = json.loads((out / "report.json").read_text())["claims"]
+    assert len(first) > 1
+    assert main(["verify", "--only", first[0]["id"], "--workers", "0", "--no-progress",
+                 "--out", str(out)]) == 0  # fmt: skip
+    second = json.loads((out / "report.json").read_text())["claims"]
+    assert [r["id"] for r in second] == [r["id"] for r in first]
+
+
+def test_an_out_that_is_a_file_or_unwritable_is_refused_at_once(tmp_path, capsys) -> None:
+    import os
+
+    from bilevel.proofs_checks.cli import main
+
+    afile = tmp_path / "report"
+    afile.write_text("not a folder")
+    assert main(["verify", "--only", "ji2021/*", "--out", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: nothing to test
+            return
+        assert main(["verify", "--only", "ji2021/*", "--out", str(locked / "x")]) == 2
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        os.chmod(locked, 0o700)
