@@ -96,13 +96,13 @@ def _without(monkeypatch, *modules: str) -> None:
     monkeypatch.setattr(builtins, "__import__", fake_import)
 
 
-def test_missing_scikit_learn_names_the_data_extra(monkeypatch) -> None:
+def test_missing_scikit_learn_says_how_to_install_it(monkeypatch) -> None:
     from bilevel.solvers.problems import load_hyper_cleaning, load_logistic_problem
 
     _without(monkeypatch, "sklearn")
-    with pytest.raises(ImportError, match=r"pip install 'bilevel\[data\]'"):
+    with pytest.raises(ImportError, match=r"pip install scikit-learn"):
         load_logistic_problem()
-    with pytest.raises(ImportError, match=r"pip install 'bilevel\[data\]'"):
+    with pytest.raises(ImportError, match=r"pip install scikit-learn"):
         load_hyper_cleaning()
 
 

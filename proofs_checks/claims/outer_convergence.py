@@ -144,7 +144,7 @@ def measure_logistic(params: Params) -> Measurement:
         algo = cls(
             outer=lambda x, y, batch: problem.outer(x, y),
             inner=problem.inner,
-            sampler=problem.sampler(64),
+            sampler=problem.sampler(64, split="train"),
             generator=torch.Generator().manual_seed(params["seed"]),
             solver_steps=10,
             solver_lr=0.5,

@@ -14,11 +14,19 @@ tensor of row indices drawn by ``sampler(generator)`` from the training (inner) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 DATASETS = ("breast_cancer", "digits")
+
+
+class LogisticBatch(NamedTuple):
+    """One minibatch of both splits: training rows for g, validation rows for f."""
+
+    train: torch.Tensor
+    validation: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -32,28 +40,50 @@ class LogisticHyperparameterProblem:
         return self.train[0].shape[1]
 
     @staticmethod
-    def _loss(split: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor, rows) -> torch.Tensor:
+    def _loss(
+        split: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor, rows, name: str
+    ) -> torch.Tensor:
         features, labels = split
         if rows is not None:
+            if rows.numel() and int(rows.max()) >= features.shape[0]:
+                raise IndexError(
+                    f"batch row {int(rows.max())} is outside the {name} split "
+                    f"({features.shape[0]} rows): rows drawn for another split? "
+                    "problem.sampler(b) draws a LogisticBatch with rows of both"
+                )
             features, labels = features[rows], labels[rows]
         return torch.nn.functional.softplus(-labels * (features @ y)).mean()
 
     def inner(self, x: torch.Tensor, y: torch.Tensor, batch=None) -> torch.Tensor:
-        return self._loss(self.train, y, batch) + 0.5 * (torch.exp(x) * y**2).sum()
+        rows = batch.train if isinstance(batch, LogisticBatch) else batch
+        return self._loss(self.train, y, rows, "train") + 0.5 * (torch.exp(x) * y**2).sum()
 
     def outer(self, x: torch.Tensor, y: torch.Tensor, batch=None) -> torch.Tensor:
-        return self._loss(self.validation, y, batch)
+        rows = batch.validation if isinstance(batch, LogisticBatch) else batch
+        return self._loss(self.validation, y, rows, "validation")
 
     def accuracy(self, y: torch.Tensor, split: str = "test") -> float:
         features, labels = getattr(self, split)
         return float((torch.sign(features @ y) == labels).double().mean())
 
-    def sampler(self, batch_size: int, split: str = "train"):
-        """Rows of ``split`` drawn uniformly with replacement from the given generator."""
-        n = getattr(self, split)[0].shape[0]
-        if not 1 <= batch_size:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        return lambda generator: torch.randint(0, n, (batch_size,), generator=generator)
+    def sampler(self, batch_size: int, split: str | None = None):
+        """A sampler for the stochastic algorithms: ``split=None`` draws a ``LogisticBatch``
+        (``batch_size`` training rows for g, then as many validation rows for f, uniformly with
+        replacement); ``split="train"`` or ``"validation"`` draws row indices of that split."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if split not in (None, "train", "validation"):
+            raise ValueError(f"split must be None, 'train' or 'validation', got {split!r}")
+        sizes = {name: getattr(self, name)[0].shape[0] for name in ("train", "validation")}
+
+        def rows(name: str, generator: torch.Generator) -> torch.Tensor:
+            return torch.randint(0, sizes[name], (batch_size,), generator=generator)
+
+        if split is not None:
+            return lambda generator: rows(split, generator)
+        return lambda generator: LogisticBatch(
+            rows("train", generator), rows("validation", generator)
+        )
 
 
 def sklearn_datasets():
@@ -62,8 +92,8 @@ def sklearn_datasets():
         from sklearn import datasets
     except ImportError as exc:
         raise ImportError(
-            "the bundled data sets (breast cancer, digits) need scikit-learn: "
-            "pip install 'bilevel[data]'"
+            "the bundled data sets (breast cancer, digits) need scikit-learn, a dependency of "
+            "bilevel that is missing from this environment: pip install scikit-learn"
         ) from exc
     return datasets
 

@@ -44,7 +44,7 @@ def test_logistic_splits_and_standardisation(dataset: str) -> None:
         problem.train[0].mean(0), torch.zeros(problem.dim, dtype=torch.float64), atol=1e-12
     )
     assert set(problem.train[1].unique().tolist()) == {-1.0, 1.0}
-    sample = problem.sampler(16)
+    sample = problem.sampler(16, split="train")
     draw = lambda seed: sample(torch.Generator().manual_seed(seed))  # noqa: E731
     assert torch.equal(draw(5), draw(5)) and draw(5).max() < problem.train[0].shape[0]
     with pytest.raises(ValueError, match="unknown dataset"):
@@ -153,3 +153,20 @@ def test_hyper_representation_is_learned_down_to_the_noise_floor() -> None:
     assert trace[1]["outer_value"] > 10 and trace[-1]["outer_value"] < 0.1
     with pytest.raises(ValueError, match="rank"):
         make_hyper_representation(rank=0)
+
+
+def test_stocbio_runs_on_the_logistic_problem_with_its_sampler() -> None:
+    """The issue's case: StocBiO with the built-in sampler used to raise IndexError (training
+    rows indexing the smaller validation split). The default sampler draws rows of both."""
+    from bilevel.solvers import StocBiO
+
+    problem = load_logistic_problem("breast_cancer", seed=0)
+    algo = StocBiO(outer=problem.outer, inner=problem.inner, sampler=problem.sampler(32),
+                   generator=torch.Generator().manual_seed(0), inner_steps=5, inner_lr=0.5,
+                   outer_lr=0.5, solver_steps=5, solver_lr=0.5)  # fmt: skip
+    x0 = torch.full((problem.dim,), -2.0, dtype=torch.float64)
+    state, trace = algo.run(x0, torch.zeros(problem.dim, dtype=torch.float64), iterations=5)
+    assert state.iteration == 5 and all(np.isfinite(row["outer_value"]) for row in trace)
+    train_rows = problem.sampler(300, split="train")(torch.Generator().manual_seed(0))
+    with pytest.raises(IndexError, match="outside the validation split"):
+        problem.outer(x0, x0, train_rows)
