@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,6 +169,7 @@ def executor_for(args: argparse.Namespace) -> Iterator[Executor | None]:
                 "--executor dask needs the optional extra: pip install 'bilevel[dask]'"
             ) from exc
         with Client(args.address) as client:
+            args.claims = ship_claims_modules(client, args.claims)
             yield client.get_executor()
         return
     workers = min(4, os.cpu_count() or 1) if args.workers is None else args.workers
@@ -182,6 +184,30 @@ def executor_for(args: argparse.Namespace) -> Iterator[Executor | None]:
         workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
     ) as pool:
         yield pool
+
+
+def ship_claims_modules(client: Any, modules: Sequence[str]) -> list[str]:
+    """Upload each ``--claims`` module (a single file) to the Dask workers, which cannot import
+    the user's modules otherwise; returns the names the workers import them by."""
+    import importlib.util
+
+    names = []
+    for entry in modules:
+        if entry.endswith(".py"):
+            path, name = Path(entry).resolve(), Path(entry).stem
+        else:
+            spec = importlib.util.find_spec(entry)
+            if spec is None or spec.origin is None:
+                raise ValueError(f"--claims {entry}: cannot import it")
+            path, name = Path(spec.origin), entry
+            if path.name == "__init__.py" or "." in entry:
+                raise ValueError(
+                    f"--claims {entry} is part of a package: install that package on the Dask "
+                    "workers (only single-file claims modules are shipped)"
+                )
+        client.upload_file(str(path))
+        names.append(name)
+    return names
 
 
 def _init_worker(threads: int, parent: int) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -64,13 +65,41 @@ __all__ = [  # the records' names stay importable from here
 ]
 
 
+def import_claims_module(entry: str) -> Any:
+    """A module named ``entry`` (importable), or the ``.py`` file at that path (loaded under a
+    name derived from the file's path, so every process loads it the same way)."""
+    if entry.endswith(".py"):
+        path = Path(entry).resolve()
+        if not path.is_file():
+            raise ValueError(f"--claims {entry}: no such file")
+        name = "bilevel_user_claims_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        return sys.modules[name]
+    try:
+        return importlib.import_module(entry)
+    except ModuleNotFoundError as exc:
+        raise ValueError(
+            f"--claims {entry}: cannot import it ({exc}); give an importable module name (on "
+            "PYTHONPATH) or the path of a .py file"
+        ) from None
+
+
 def load_claims(modules: Sequence[str] = ()) -> list[Claim]:
-    """The built-in claims, then those of each extra module (its ``CLAIMS`` sequence)."""
+    """The built-in claims, then those of each extra module (its ``CLAIMS`` sequence): a module
+    name or the path of a ``.py`` file."""
     from .claims import builtin_claims
 
     claims = list(builtin_claims())
     for name in modules:
-        module = importlib.import_module(name)
+        module = import_claims_module(name)
         extra = getattr(module, "CLAIMS", None)
         if extra is None:
             raise ValueError(f"claims module {name!r} defines no CLAIMS sequence")

@@ -220,3 +220,20 @@ def test_an_out_that_is_a_file_or_unwritable_is_refused_at_once(tmp_path, capsys
         assert "not writable" in capsys.readouterr().err
     finally:
         os.chmod(locked, 0o700)
+
+
+def test_claims_accepts_the_path_of_a_py_file(tmp_path) -> None:
+    """--claims path/to/file.py, with spawned workers that load it by the same path."""
+    import json
+    from pathlib import Path
+
+    from bilevel.proofs_checks.cli import main
+
+    mine = tmp_path / "mine.py"
+    mine.write_text((Path(__file__).parent / "planted_claims.py").read_text())
+    out = tmp_path / "out"
+    code = main(["verify", "--claims", str(mine), "--only", "planted/slow-sum", "--workers", "1",
+                 "--no-progress", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert json.loads((out / "report.json").read_text())["claims"][0]["id"] == "planted/slow-sum"
+    assert main(["verify", "--claims", str(tmp_path / "missing.py"), "--out", str(out)]) == 2

@@ -149,6 +149,13 @@ def test_dask_local_cluster_gives_the_same_report(tmp_path) -> None:
         cli_args = ["verify", "--executor", "dask", "--address", cluster.scheduler_address]
         cli_args += ["--only", "estimators/*", "--out", str(tmp_path / "cli"), "--no-progress"]
         code = cli.main(cli_args)
+        # a user's claims file: shipped to the workers (they could not import it before)
+        mine = tmp_path / "my_dask_claims.py"
+        mine.write_text((Path(__file__).parent / "planted_claims.py").read_text())
+        user_args = ["verify", "--executor", "dask", "--address", cluster.scheduler_address,
+                     "--claims", str(mine), "--only", "planted/slow-sum", "--no-progress",
+                     "--out", str(tmp_path / "user")]  # fmt: skip
+        assert cli.main(user_args) == 0
     strip = lambda rs: [{**r.as_dict(), "seconds": 0} for r in rs]  # noqa: E731
     assert strip(local) == strip(remote) and all(r.passed for r in local)
     via_cli = json.loads((tmp_path / "cli" / "report.json").read_text())
