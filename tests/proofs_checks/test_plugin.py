@@ -31,3 +31,26 @@ def test_strategies_draw_what_they_promise(bilevel_strategies) -> None:
 
     check()
     check_quadratic()
+
+
+def test_a_users_suite_gets_the_summary_and_no_jit_warnings(tmp_path) -> None:
+    """A user's suite outside this repository (its own rootdir, no conftest of ours): the
+    installed plugin prints the false-alarm summary and hides torch's jit deprecation noise."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_user.py").write_text(
+        "import torch\n"
+        "from bilevel.proofs_checks import assert_unbiased\n\n"
+        "def test_mean_zero():\n"
+        "    assert_unbiased(lambda g: torch.randn(2, generator=g, dtype=torch.float64),\n"
+        "                    [0.0, 0.0], detectable_bias=1.0)\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "statistical tests in this session: 1; false-alarm probability <= 1e-06" in out.stdout
+    assert "jit" not in out.stdout
