@@ -72,6 +72,8 @@ def flatten(tree: Tree, name: str) -> tuple[torch.Tensor, FlatSpec]:
             raise TypeError(f"{name}[{i}] must have a floating dtype, got {leaf.dtype}")
         if leaf.numel() == 0:
             raise ValueError(f"{name}[{i}] is an empty tensor")
+        if leaf.device.type == "meta":
+            raise ValueError(f"{name}[{i}] is on the meta device: it has a shape but no values")
         if leaf.dtype != leaves[0].dtype or leaf.device != leaves[0].device:
             raise ValueError(
                 f"all tensors of {name} must share dtype and device; {name}[{i}] is "
@@ -95,7 +97,9 @@ def flat_objective(
     """``fn(x_tree, y_tree)`` as a function of two flat vectors, checked to return a scalar."""
 
     def wrapped(x_flat: torch.Tensor, y_flat: torch.Tensor) -> torch.Tensor:
-        value = fn(x_spec.unflatten(x_flat), y_spec.unflatten(y_flat))
+        from .oracles import evaluate  # the same context for errors as on 1-D tensors
+
+        value = evaluate(fn, x_spec.unflatten(x_flat), y_spec.unflatten(y_flat), name)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name}(x, y) must return a scalar tensor, got {shape}")

@@ -256,7 +256,7 @@ def _spent(state, start: float, iterations, oracle_calls, seconds) -> bool:
 def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float, metric=None) -> dict:
     row = {
         "iteration": state.iteration,
-        "outer_value": float(algorithm.value(state)),
+        "outer_value": _traced_value(algorithm, state),
         **state.counts.as_dict(),
         "seconds": elapsed,
     }
@@ -265,6 +265,23 @@ def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float, metric=None
     if metric is not None:
         row["test_metric"] = float(metric(state))
     return row
+
+
+def _traced_value(algorithm: OuterAlgorithm, state: Any) -> float:
+    """The outer objective at the state, for the trace, with errors that say what was called."""
+    name = type(algorithm).__name__
+    call = "outer(x, y, None) (the full data)" if algorithm.batched else "outer(x, y)"
+    try:
+        value = algorithm.value(state)
+    except (RuntimeError, TypeError, IndexError) as exc:
+        raise type(exc)(
+            f"{name}'s trace calls {call} and it raised {type(exc).__name__}: {exc}"
+            + ("; a batched objective must accept batch=None" if algorithm.batched else "")
+        ) from exc
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name}: {call} must return a scalar tensor, got {got}")
+    return float(value)
 
 
 def _norm(tree: Tree) -> float:

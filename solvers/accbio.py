@@ -62,8 +62,10 @@ class AccBiO(OuterAlgorithm):
         check_step_size(self.inner_lr, "inner_lr")
         check_step_size(self.outer_lr, "outer_lr")
         for value, name in ((self.kappa_y, "kappa_y"), (self.kappa_x, "kappa_x")):
-            if value is not None and not value >= 1:
-                raise ValueError(f"{name} is a condition number and must be >= 1, got {value}")
+            if value is not None and not 1 <= value < float("inf"):
+                raise ValueError(
+                    f"{name} is a condition number and must be finite and >= 1, got {value}"
+                )
         check_inner_and_outer_steps(
             self.smoothness,
             {"inner_lr": self.inner_lr},

@@ -92,10 +92,23 @@ class AIDBiO(OuterAlgorithm):
         grad_x_f, grad_y_f = outer_gradients(self.outer, x, y, counts)
         oracle = SecondOrderOracle(self.inner, x, y, counts)
         v0 = state.v if self.warm_start_v else None
-        if self.solver == "cg":
-            v = linear_solvers.conjugate_gradient(oracle, grad_y_f, solver_steps, v0, 0.0)
-        else:
-            v = _neumann_from(oracle, grad_y_f, solver_steps, self.solver_lr or self.inner_lr, v0)
+        try:
+            if self.solver == "cg":
+                v = linear_solvers.conjugate_gradient(oracle, grad_y_f, solver_steps, v0, 0.0)
+            else:
+                eta = self.solver_lr or self.inner_lr
+                v = _neumann_from(oracle, grad_y_f, solver_steps, eta, v0)
+        except FloatingPointError as exc:
+            sizes = ", ".join(
+                f"||{n}|| = {float(torch.linalg.vector_norm(t)):.3g}"
+                for n, t in (("x", x), ("y", y), ("grad_y f", grad_y_f))
+            )
+            raise FloatingPointError(
+                f"{exc} (AID-BiO iteration {k}, {sizes}: iterates this large mean that "
+                "outer_lr or inner_lr is far too large)"
+                if max(float(torch.linalg.vector_norm(t)) for t in (x, y)) > 1e100
+                else f"{exc} (AID-BiO iteration {k}, {sizes})"
+            ) from exc
         estimate = grad_x_f - oracle.mixed(v)
         x_next = x - self.outer_lr * estimate
         check_finite(

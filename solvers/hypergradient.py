@@ -84,6 +84,12 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise TypeError(f"method={method!r} needs option(s) {', '.join(missing)}")
     resolved = {**_OPTIONS[method], **options}
+    generator = resolved.get("generator")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (all draws go through it), got "
+            f"{type(generator).__module__}.{type(generator).__name__}"
+        )
     if "steps" in _REQUIRED.get(method, ()):
         check_steps(resolved["steps"], "steps")
     if "lr" in _REQUIRED.get(method, ()):

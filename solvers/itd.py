@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ._flat import GROWTH_LIMIT, check_finite_replayed, check_not_growing
-from .oracles import OracleCounts, outer_gradients, scalar
+from .oracles import OracleCounts, evaluate, outer_gradients, scalar
 from .revolve import Advance, BinomialCheckpoints, binomial_schedule, least_slots
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -87,7 +87,7 @@ def itd_hypergradient_and_iterate(
         for _ in range(steps):
             y_in = y_t if y_t.requires_grad else y_t.detach().requires_grad_(True)
             (grad_y,) = torch.autograd.grad(
-                scalar(inner(x_req, y_in), "inner"), y_in, create_graph=True
+                evaluate(inner, x_req, y_in, "inner"), y_in, create_graph=True
             )
             first = grad_y.detach() if first is None else first
             y_t = y_in - lr * grad_y
@@ -97,7 +97,7 @@ def itd_hypergradient_and_iterate(
                 first, grad_y.detach(), GROWTH_LIMIT, "ITD's inner gradient grad_y g", steps,
                 "lr above 2 / L, or g not convex in y (gradient steps diverge)",
             )  # fmt: skip
-        value = scalar(outer(x_req, y_t), "outer")
+        value = evaluate(outer, x_req, y_t, "outer")
         (result,) = torch.autograd.grad(value, x_req, allow_unused=True)
     counts.grad_inner += steps
     counts.grad_outer += 1
@@ -114,7 +114,7 @@ def _gd_iterates(
     for _ in range(steps):
         y_leaf = y_t.requires_grad_(True)
         with torch.enable_grad():
-            (grad_y,) = torch.autograd.grad(scalar(inner(x.detach(), y_leaf), "inner"), y_leaf)
+            (grad_y,) = torch.autograd.grad(evaluate(inner, x.detach(), y_leaf, "inner"), y_leaf)
         y_t = (y_leaf - lr * grad_y).detach()
         yield y_t
 
@@ -279,7 +279,7 @@ def _pull_back_through_segment(
         y_t = y_leaf
         for _ in range(length):
             (grad_y,) = torch.autograd.grad(
-                scalar(inner(x_leaf, y_t), "inner"), y_t, create_graph=True
+                evaluate(inner, x_leaf, y_t, "inner"), y_t, create_graph=True
             )
             y_t = y_t - lr * grad_y
     return _pull_back(x_leaf, y_leaf, y_t, lam)
@@ -370,7 +370,7 @@ def _taped_step(
     with torch.enable_grad():
         y_leaf = y_t.detach().requires_grad_(True)
         (grad_y,) = torch.autograd.grad(
-            scalar(inner(x_leaf, y_leaf), "inner"), y_leaf, create_graph=True
+            evaluate(inner, x_leaf, y_leaf, "inner"), y_leaf, create_graph=True
         )
         return y_leaf, y_leaf - lr * grad_y
 

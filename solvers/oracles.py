@@ -14,6 +14,7 @@ more per call (benchmarks/hypergradient.py measured 0.28 ms against 0.055 ms to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -67,6 +68,46 @@ def scalar(value: object, name: str) -> torch.Tensor:
     raise ValueError(f"{name}(x, y) must return a scalar (0-d) tensor, got {got}")
 
 
+def evaluate(fn: Callable, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
+    """``fn(x, y)`` checked to be a scalar; an error inside the objective (a shape, dtype or
+    device mismatch with its own tensors, a tree where it expects a tensor) is re-raised with
+    what it was called with, instead of a bare torch message."""
+    try:
+        value = fn(x, y)
+    except (RuntimeError, TypeError, IndexError) as exc:
+        if getattr(exc, "bilevel_context", False):  # already says what was called
+            raise
+        raise with_context(exc)(
+            f"{name}(x, y) raised {type(exc).__name__}: {exc} -- it was called with x: "
+            f"{describe(x)}, y: {describe(y)}; check the shapes, dtype and device it expects "
+            "(its own tensors must match those of x and y)"
+        ) from exc
+    return scalar(value, name)
+
+
+def with_context(exc: BaseException) -> Callable[[str], BaseException]:
+    """A constructor of ``exc``'s type whose result is marked as carrying the call's context."""
+
+    def build(message: str) -> BaseException:
+        new = type(exc)(message)
+        new.bilevel_context = True  # type: ignore[attr-defined]
+        return new
+
+    return build
+
+
+def describe(value: object) -> str:
+    """'float64 tensor of shape (3,) on cpu', a dict / tuple of those, or the type's name."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).replace("torch.", "")
+        return f"{dtype} tensor of shape {tuple(value.shape)} on {value.device}"
+    if isinstance(value, dict):
+        return "dict {" + ", ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} (" + ", ".join(describe(v) for v in value) + ")"
+    return type(value).__name__
+
+
 def _leaf(t: torch.Tensor) -> torch.Tensor:
     return t.detach().requires_grad_(True)
 
@@ -91,7 +132,7 @@ class SecondOrderOracle:
         self.counts = counts
         self._x, self._y = _leaf(x), _leaf(y)
         with torch.enable_grad():
-            value = scalar(inner(self._x, self._y), "inner")
+            value = evaluate(inner, self._x, self._y, "inner")
             (self._grad_y,) = (
                 torch.autograd.grad(value, self._y, create_graph=True, allow_unused=True)
                 if value.requires_grad
@@ -120,8 +161,23 @@ class SecondOrderOracle:
 def outer_gradients(
     outer: Flat, x: torch.Tensor, y: torch.Tensor, counts: OracleCounts
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(grad_x f, grad_y f) at (x, y), one outer-gradient oracle call."""
-    return joint_gradients(outer, x, y, counts, "outer")
+    """(grad_x f, grad_y f) at (x, y), one outer-gradient oracle call; ``FloatingPointError``
+    if either is NaN/inf (one host read), so that a non-finite f is named as the cause rather
+    than the linear solve it would poison next."""
+    grad_x, grad_y = joint_gradients(outer, x, y, counts, "outer")
+    if not math.isfinite(float(grad_x.sum() + grad_y.sum())):
+        bad = [
+            n
+            for n, g in (("grad_x f", grad_x), ("grad_y f", grad_y))
+            if not torch.isfinite(g).all()
+        ]
+        raise FloatingPointError(
+            f"the outer objective's gradient ({', '.join(bad) or 'its sum'}) is NaN/inf at "
+            f"(x, y) with ||x|| = {float(torch.linalg.vector_norm(x)):.3g}, ||y|| = "
+            f"{float(torch.linalg.vector_norm(y)):.3g}; likely cause: f(x, y) is not finite "
+            "there, or the iterates overflowed (a step size far too large)"
+        )
+    return grad_x, grad_y
 
 
 def joint_gradients(
@@ -137,7 +193,7 @@ def joint_gradients(
         raise ValueError(f"which must be 'outer' or 'inner', got {which!r}")
     x_leaf, y_leaf = _leaf(x), _leaf(y)
     with torch.enable_grad():
-        value = scalar(fn(x_leaf, y_leaf), which)
+        value = evaluate(fn, x_leaf, y_leaf, which)
     if not value.requires_grad:  # fn constant in both x and y
         return torch.zeros_like(x), torch.zeros_like(y)
     gx, gy = torch.autograd.grad(value, (x_leaf, y_leaf), allow_unused=True)
@@ -176,5 +232,5 @@ def inner_gradient(
     counts.grad_inner += 1
     y_leaf = y.detach().requires_grad_(True)
     with torch.enable_grad():
-        (gradient,) = torch.autograd.grad(scalar(inner(x, y_leaf), "inner"), y_leaf)
+        (gradient,) = torch.autograd.grad(evaluate(inner, x, y_leaf, "inner"), y_leaf)
     return gradient

@@ -402,3 +402,107 @@ def test_cli_errors_are_one_line(argv, capsys, tmp_path):
     status = cli.main([*argv, "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("bilevel verify:"), err
+
+
+# ------------------------------------------------------------------ the issue's unclear errors
+
+_A3 = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+_X3, _Y3 = torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+
+
+def _quad_inner(x, y):
+    return 0.5 * y @ _A3 @ y - x @ y
+
+
+def _quad_outer(x, y):
+    return 0.5 * (y**2).sum()
+
+
+def _aid(**kw):
+    defaults = {"outer": _quad_outer, "inner": _quad_inner, "inner_steps": 3, "inner_lr": 0.1,
+                "outer_lr": 0.1}  # fmt: skip
+    return AIDBiO(**{**defaults, **kw})
+
+
+UNCLEAR_BEFORE = {
+    "wrong x length": (
+        lambda: hypergradient(
+            _quad_outer, _quad_inner, torch.ones(4, dtype=torch.float64), _Y3, method="cg", steps=3
+        ),
+        "called with x: float64 tensor of shape \\(4,\\)",
+    ),
+    "float32 inputs, float64 data": (
+        lambda: hypergradient(
+            _quad_outer, _quad_inner, _X3.float(), _Y3.float(), method="cg", steps=3
+        ),
+        "float32 tensor .* \\(its own tensors must match",
+    ),
+    "dict x for a tensor objective": (
+        lambda: hypergradient(_quad_outer, _quad_inner, {"a": _X3}, _Y3, method="cg", steps=3),
+        "called with x: dict",
+    ),
+    "numpy generator": (
+        lambda: hypergradient(
+            _quad_outer,
+            _quad_inner,
+            _X3,
+            _Y3,
+            method="rt",
+            p=0.5,
+            lr=0.2,
+            mu=1.0,
+            generator=np.random.default_rng(0),
+        ),
+        "must be a torch.Generator",
+    ),
+    "meta-device y": (
+        lambda: hypergradient(
+            _quad_outer, _quad_inner, _X3, torch.ones(3, device="meta"), method="cg", steps=3
+        ),
+        "meta device",
+    ),
+    "AIDBiO outer returning a vector": (
+        lambda: _aid(outer=lambda x, y: y**2).run(_X3, _Y3, iterations=2),
+        "must return a scalar",
+    ),
+    "AIDBiO outer_lr = 1e300": (
+        lambda: _aid(outer_lr=1e300).run(_X3, _Y3, iterations=5),
+        "outer_lr or inner_lr is far too large",
+    ),
+    "AIDBiO NaN outer": (
+        lambda: _aid(outer=lambda x, y: (y**2).sum() * float("nan")).run(_X3, _Y3, iterations=2),
+        "outer objective's gradient",
+    ),
+    "AccBiO kappa_y = inf": (
+        lambda: AccBiO(
+            outer=_quad_outer,
+            inner=_quad_inner,
+            inner_steps=3,
+            inner_lr=0.1,
+            outer_lr=0.1,
+            kappa_y=float("inf"),
+        ),
+        "kappa_y is a condition number",
+    ),
+    "a batched objective refusing batch=None": (
+        lambda: StocBiO(
+            outer=lambda x, y, b: _quad_outer(x, y) * b,
+            inner=lambda x, y, b: _quad_inner(x, y) * b,
+            sampler=lambda g: 1.0,
+            generator=torch.Generator(),
+            inner_steps=2,
+            inner_lr=0.1,
+            outer_lr=0.1,
+            solver_steps=2,
+            solver_lr=0.1,
+        ).run(_X3, _Y3, iterations=2),
+        "must accept batch=None",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNCLEAR_BEFORE))
+def test_the_issues_unclear_errors_name_their_cause(case: str) -> None:
+    call, message = UNCLEAR_BEFORE[case]
+    with pytest.raises((ValueError, TypeError, RuntimeError, FloatingPointError), match=message):
+        call()
