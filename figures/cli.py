@@ -54,6 +54,10 @@ def run(args: argparse.Namespace, executor=None) -> int:
     if not selected:
         print(f"bilevel figures: no figure matches --only {args.only!r}", file=sys.stderr)
         return 2
+    from bilevel.proofs_checks.cli import check_writable
+
+    check_writable(Path(args.out))  # before any run: not after minutes of computing
+    check_writable(Path(args.cache))
     claims = list(dict.fromkeys(c for m in selected.values() for c in m.CLAIMS))
     data = load(claims, args.cache, executor=executor, progress=not args.no_progress)
     for name, module in selected.items():

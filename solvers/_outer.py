@@ -262,6 +262,11 @@ def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float, metric=None
     }
     if grad_phi is not None:
         row["grad_norm"] = _norm(grad_phi(state.x))
+        if not math.isfinite(row["grad_norm"]):
+            raise FloatingPointError(
+                f"grad_phi(x) (the true hypergradient given for the trace) is NaN/inf at "
+                f"iteration {state.iteration}; likely cause: x diverged, or grad_phi is wrong"
+            )
     if metric is not None:
         row["test_metric"] = float(metric(state))
     return row

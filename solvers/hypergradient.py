@@ -84,6 +84,11 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise TypeError(f"method={method!r} needs option(s) {', '.join(missing)}")
     resolved = {**_OPTIONS[method], **options}
+    tol = resolved.get("tol")
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < float("inf")
+    ):
+        raise ValueError(f"tol (CG's residual tolerance) must be a finite number >= 0, got {tol!r}")
     generator = resolved.get("generator")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(

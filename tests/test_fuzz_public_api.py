@@ -498,6 +498,14 @@ UNCLEAR_BEFORE = {
         ).run(_X3, _Y3, iterations=2),
         "must accept batch=None",
     ),
+    "CG with a negative or NaN tol": (
+        lambda: hypergradient(_quad_outer, _quad_inner, _X3, _Y3, method="cg", steps=3, tol=-1.0),
+        "tol .* must be a finite number >= 0",
+    ),
+    "grad_phi returning NaN": (
+        lambda: _aid().run(_X3, _Y3, iterations=2, grad_phi=lambda x: x * float("nan")),
+        "grad_phi",
+    ),
 }
 
 
