@@ -275,13 +275,18 @@ def _row(algorithm: OuterAlgorithm, state, grad_phi, elapsed: float, metric=None
 def _traced_value(algorithm: OuterAlgorithm, state: Any) -> float:
     """The outer objective at the state, for the trace, with errors that say what was called."""
     name = type(algorithm).__name__
-    call = "outer(x, y, None) (the full data)" if algorithm.batched else "outer(x, y)"
-    try:
-        value = algorithm.value(state)
+    batched = getattr(algorithm, "batched", False)
+    call = "outer(x, y, None) (the full data)" if batched else "outer(x, y)"
+    try:  # an algorithm of one's own (duck-typed, no OuterAlgorithm base) is traced by outer
+        value = (
+            algorithm.value(state)
+            if hasattr(algorithm, "value")
+            else algorithm.outer(state.x, state.y)
+        )
     except (RuntimeError, TypeError, IndexError) as exc:
         raise type(exc)(
             f"{name}'s trace calls {call} and it raised {type(exc).__name__}: {exc}"
-            + ("; a batched objective must accept batch=None" if algorithm.batched else "")
+            + ("; a batched objective must accept batch=None" if batched else "")
         ) from exc
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

@@ -18,6 +18,7 @@ from torch.func import functional_call
 from bilevel.solvers import argmin
 from bilevel.solvers.problems import load_logistic_problem
 
+torch.manual_seed(0)  # the nn.Linear initialisation: the run is reproducible
 problem = load_logistic_problem("breast_cancer", seed=0)
 features, labels = problem.train
 model = torch.nn.Linear(problem.dim, 1).to(torch.float64)

@@ -328,3 +328,25 @@ def test_devices_agree_with_the_cpu(method: str, device: str) -> None:
     cpu = _iterates(_build(case, _problem()[0]), *_start(case), 5)[-1]
     other = _iterates(_build(case, _problem(device)[0]), *_start(case, device), 5)[-1]
     assert float((other.cpu() - cpu).abs().max()) <= 1e-10 * max(1.0, float(cpu.abs().max()))
+
+
+def test_run_outer_accepts_an_algorithm_of_ones_own() -> None:
+    """A user's algorithm need not derive from OuterAlgorithm (tutorial 4): init, step and
+    outer are enough for run_outer's budgets and trace."""
+    from dataclasses import dataclass, replace
+
+    from bilevel.solvers import OuterState, run_outer
+
+    @dataclass(frozen=True)
+    class Halving:
+        def outer(self, x, y):
+            return (x**2).sum()
+
+        def init(self, x, y):
+            return OuterState(x.clone(), y.clone())
+
+        def step(self, state):
+            return replace(state, x=state.x / 2, iteration=state.iteration + 1)
+
+    state, trace = run_outer(Halving(), torch.ones(2), torch.zeros(1), iterations=3)
+    assert state.iteration == 3 and [r["outer_value"] for r in trace] == [2.0, 0.5, 0.125, 0.03125]
