@@ -168,7 +168,7 @@ CLAIMS: tuple[Claim, ...] = (
         measure=measure_accbio_chain,
         judge=judge_lower_bound,
         grids={"quick": [{"n": 400, "mu": 1e-2, "steps": 200}]},
-        registry=("lower-bound/sc-sc",),
+        registry=("lower-bound/sc-sc", "accbio/upper-bound-sc-sc"),
         slots=("accbio",),
     ),
 )
