@@ -23,6 +23,16 @@ def anil_adapts_body(params, support_loss, query_loss, tasks, **options) -> Any:
     return meta_gradient(params, support_loss, query_loss, tasks, **options)
 
 
+def maml_rebuilds_each_prefix(params, support_loss, query_loss, tasks, **options) -> Any:
+    """A meta-gradient that rebuilds the inner trajectory for every prefix t = 1..N (a loop
+    that re-runs the adaptation from theta at each step and keeps the last): the right value
+    at N (N - 1) / 2 extra inner steps, a cost quadratic in N."""
+    steps = options.get("steps", 1)
+    for t in range(1, steps):
+        meta_gradient(params, support_loss, query_loss, tasks, **{**options, "steps": t})
+    return meta_gradient(params, support_loss, query_loss, tasks, **options)
+
+
 def meta_train_ascent(
     params,
     support_loss,
