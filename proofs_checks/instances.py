@@ -36,6 +36,13 @@ def hyperobjective_hessian(inst: QuadraticBilevel) -> np.ndarray:
     return (hess + hess.T) / 2
 
 
+def hyperobjective_minimiser(inst: QuadraticBilevel) -> np.ndarray:
+    """x* = argmin Phi = -H_Phi^-1 grad Phi(0) (Phi is quadratic; its Hessian must be positive
+    definite, as for ``convex_phi_instance``)."""
+    grad_at_zero = np.asarray(inst.hypergradient(backend="numpy")(np.zeros(inst.d_x)), float)
+    return -np.linalg.solve(hyperobjective_hessian(inst), grad_at_zero.ravel())
+
+
 def convex_phi_instance(d_x: int, d_y: int, kappa: float, seed: int) -> QuadraticBilevel:
     """``QuadraticBilevel.random`` with R shifted so that Phi's Hessian has eigenvalues >= 1."""
     base = QuadraticBilevel.random(d_x, d_y, kappa, seed)

@@ -10,8 +10,11 @@ f = 1/2 y^T P y + p^T y + 1/2 x^T R x + r^T x + x^T S y.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
+
+from .engine import Verdict, check, judged
 
 Blocks = dict[str, np.ndarray]
 
@@ -205,6 +208,11 @@ class PLGameOracles:
 
     def __init__(self, C: np.ndarray, D: np.ndarray, y_target: np.ndarray, nu: float):
         self.C, self.D, self.y_target, self.nu = C, D, np.ravel(y_target), nu
+
+    @classmethod
+    def of(cls, problem: Any) -> PLGameOracles:
+        """The oracles of a torch ``PLGameProblem`` (its tensors as numpy arrays)."""
+        return cls(problem.C.numpy(), problem.D.numpy(), problem.y_target.numpy(), problem.nu)
 
     def _rows(self, rows):
         m = self.C.shape[0]
@@ -475,3 +483,34 @@ class RecordingSampler:
         """The recorded batches, or ``expected`` placeholders when another number was drawn
         (the judge refutes that count; the reference is then only run to stay well-formed)."""
         return self.drawn if len(self.drawn) == expected else [placeholder] * expected
+
+
+def judge_replayed_rule(
+    params: list, ms: list, *, label: str, predicted: str, rule: str = "the rule"
+) -> Verdict:
+    """The verdict of a claim whose runs replay recorded minibatches through a numpy rule: each
+    measurement holds ``iterates``, ``reference``, ``drawn`` and ``expected_draws``; ``label``
+    names the parameter that tells runs apart in messages (e.g. "method")."""
+
+    def compare() -> tuple[str, str]:
+        worst = 0.0
+        for p, m in zip(params, ms, strict=True):
+            check(
+                m["drawn"] == m["expected_draws"],
+                f"{p[label]}: drew {m['drawn']} minibatches in {TRAJECTORY_STEPS} steps, "
+                f"{rule} draws {m['expected_draws']}",
+            )
+            gap, first = trajectory_gap(m["iterates"], m["reference"])
+            check(first < 0, f"{p[label]}: iterate {first} departs from the rule by {gap:.2e}")
+            worst = max(worst, gap)
+        return (
+            f"max relative gap {worst:.1e} over {TRAJECTORY_STEPS} iterates",
+            f"tol {TRAJECTORY_TOL:g}",
+        )
+
+    return judged(
+        predicted,
+        compare,
+        power=f"any iterate off the rule by > {TRAJECTORY_TOL:g} (relative); any other number of "
+        "minibatches drawn",
+    )

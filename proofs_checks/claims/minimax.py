@@ -32,6 +32,7 @@ against the solver's saddle; the others run the ``minimax-gda`` slot.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -39,7 +40,12 @@ import torch
 from bilevel.solvers.minimax_gda import penalty_direction, saddle_at_fixed_x
 
 from ..engine import Claim, Measurement, Params, Verdict, check, judged
-from ..instances import convex_phi_instance, quadratic_objectives
+from ..instances import (
+    convex_phi_instance,
+    hyperobjective_hessian,
+    hyperobjective_minimiser,
+    quadratic_objectives,
+)
 from ..slots import implementation
 
 SOURCE = "Wang, Pan, Pi & Zhang, arXiv:2305.13153 (reformulation [substitute]); spec 7.8"
@@ -270,17 +276,12 @@ STAGE_TOL = 1e-8
 
 
 def measure_multi_stage(params: Params) -> Measurement:
-    import math
-
-    from ..instances import hyperobjective_hessian
-
     inst = convex_phi_instance(3, 5, 10.0, params["seed"])
     b = inst.as_numpy()
     outer, inner = quadratic_objectives(inst)
     L_g, L_f = float(inst.constants.L), float(np.linalg.norm(b["P"], 2))
     hessian = hyperobjective_hessian(inst)
-    grad_at_zero = np.asarray(inst.hypergradient(backend="numpy")(np.zeros(3)), float).ravel()
-    x_star = -np.linalg.solve(hessian, grad_at_zero)
+    x_star = hyperobjective_minimiser(inst)
     lam0, rho, stages = params["lambda"], params["growth"], params["stages"]
     lams = [lam0 * rho**s for s in range(stages)]
     eta_x = 1 / float(np.linalg.eigvalsh(hessian).max())

@@ -22,24 +22,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..engine import Claim, Measurement, Params, Verdict, check, judged
+from ..engine import Claim, Measurement, Params, Verdict
 from ..reference import (
     TRAJECTORY_STEPS,
-    TRAJECTORY_TOL,
     PLGameOracles,
     RecordingSampler,
     fsla_reference,
+    judge_replayed_rule,
     mgbio_reference,
     msgbio_reference,
     run_iterates,
-    trajectory_gap,
 )
 from ..slots import implementation
 from .momentum_pl import SOURCE, pl_game
-
-
-def _oracles(problem) -> PLGameOracles:
-    return PLGameOracles(problem.C.numpy(), problem.D.numpy(), problem.y_target.numpy(), problem.nu)
 
 
 def _run(algo) -> list[list[float]]:
@@ -51,7 +46,7 @@ def _run(algo) -> list[list[float]]:
 def measure_rule(params: Params) -> Measurement:
     game, problem = pl_game(params["seed"])
     L = game.smoothness_constant()
-    oracles = _oracles(problem)
+    oracles = PLGameOracles.of(problem)
     x0, y0 = np.ones(3), np.zeros(6)
     method = params["method"]
     if method == "mgbio":
@@ -141,27 +136,11 @@ def measure_rule(params: Params) -> Measurement:
 
 
 def judge_rule(params: list[Params], ms: list[Measurement]) -> Verdict:
-    def compare() -> tuple[str, str]:
-        worst = 0.0
-        for p, m in zip(params, ms, strict=True):
-            check(
-                m["drawn"] == m["expected_draws"],
-                f"{p['method']}: drew {m['drawn']} minibatches in {TRAJECTORY_STEPS} steps, the rule "
-                f"draws {m['expected_draws']}",
-            )
-            gap, first = trajectory_gap(m["iterates"], m["reference"])
-            check(first < 0, f"{p['method']}: iterate {first} departs from the rule by {gap:.2e}")
-            worst = max(worst, gap)
-        return (
-            f"max relative gap {worst:.1e} over {TRAJECTORY_STEPS} iterates",
-            f"tol {TRAJECTORY_TOL:g}",
-        )
-
-    return judged(
-        "x_k = the spec's update rule (numpy, same minibatches) for 30 steps",
-        compare,
-        power=f"any iterate off the rule by > {TRAJECTORY_TOL:g} (relative); any other number of "
-        "minibatches drawn",
+    return judge_replayed_rule(
+        params,
+        ms,
+        label="method",
+        predicted="x_k = the spec's update rule (numpy, same minibatches) for 30 steps",
     )
 
 

@@ -20,18 +20,22 @@ import numpy as np
 import torch
 
 from ..engine import Claim, Measurement, Params, Verdict, check, judged
-from ..instances import convex_phi_instance, hyperobjective_hessian, quadratic_objectives
+from ..instances import (
+    convex_phi_instance,
+    hyperobjective_hessian,
+    hyperobjective_minimiser,
+    quadratic_objectives,
+)
 from ..rates import assert_linear_rate
 from ..reference import (
     TRAJECTORY_STEPS,
-    TRAJECTORY_TOL,
     PLGameOracles,
     RecordingSampler,
     affine_rate_and_fixed_point,
+    judge_replayed_rule,
     run_iterates,
     soba_reference,
     soba_reference_step,
-    trajectory_gap,
 )
 from ..slots import implementation
 from .momentum_pl import pl_game
@@ -43,9 +47,7 @@ FIXED_POINT_TOL = 1e-8
 def measure_rule(params: Params) -> Measurement:
     game, problem = pl_game(params["seed"])
     L = game.smoothness_constant()
-    oracles = PLGameOracles(
-        problem.C.numpy(), problem.D.numpy(), problem.y_target.numpy(), problem.nu
-    )
+    oracles = PLGameOracles.of(problem)
     sampler = RecordingSampler(lambda generator: torch.randint(0, 8, (2,), generator=generator))
     hyper = {"inner_lr": 1 / L, "outer_lr": 0.3, "schedule": params["schedule"]}
     algo = implementation("soba")(
@@ -71,27 +73,12 @@ def measure_rule(params: Params) -> Measurement:
 
 
 def judge_rule(params: list[Params], ms: list[Measurement]) -> Verdict:
-    def compare() -> tuple[str, str]:
-        worst = 0.0
-        for p, m in zip(params, ms, strict=True):
-            check(
-                m["drawn"] == m["expected_draws"],
-                f"{p['schedule']}: drew {m['drawn']} minibatches in {TRAJECTORY_STEPS} steps; "
-                f"Algorithm 1 draws {m['expected_draws']} (one for g, one for f per step)",
-            )
-            gap, first = trajectory_gap(m["iterates"], m["reference"])
-            check(first < 0, f"{p['schedule']}: iterate {first} departs from the rule by {gap:.2e}")
-            worst = max(worst, gap)
-        return (
-            f"max relative gap {worst:.1e} over {TRAJECTORY_STEPS} iterates",
-            f"tol {TRAJECTORY_TOL:g}",
-        )
-
-    return judged(
-        "x_k = Algorithm 1 (numpy, same minibatches) for 30 steps",
-        compare,
-        power=f"any iterate off the rule by > {TRAJECTORY_TOL:g} (relative); any other number of "
-        "minibatches drawn",
+    return judge_replayed_rule(
+        params,
+        ms,
+        label="schedule",
+        predicted="x_k = Algorithm 1 (numpy, same minibatches) for 30 steps",
+        rule="Algorithm 1 (one minibatch for g, one for f per step)",
     )
 
 
@@ -100,8 +87,7 @@ def measure_stationary(params: Params) -> Measurement:
     blocks = inst.as_numpy()
     hessian = hyperobjective_hessian(inst)
     grad_np = inst.hypergradient(backend="numpy")
-    grad_at_zero = np.asarray(grad_np(np.zeros(3)), float).ravel()
-    x_star = -np.linalg.solve(hessian, grad_at_zero)
+    x_star = hyperobjective_minimiser(inst)
     L_g = float(inst.constants.L)
     L_phi = float(np.linalg.eigvalsh(hessian).max())
     hyper = {"inner_lr": 1 / L_g, "outer_lr": 0.5 / L_phi}
