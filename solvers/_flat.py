@@ -91,15 +91,43 @@ def flatten(tree: Tree, name: str) -> tuple[torch.Tensor, FlatSpec]:
     return flat, FlatSpec(kind, keys, tuple(leaf.shape for leaf in leaves))
 
 
+def call_objective(fn: Callable, x: Any, y: Any, name: str) -> Any:
+    """``fn(x, y)``; an error inside the objective (a shape, dtype or device mismatch with its
+    own tensors, a tree where it expects a tensor) is re-raised, once, with what it was called
+    with, instead of a bare torch message."""
+    try:
+        return fn(x, y)
+    except (RuntimeError, TypeError, IndexError) as exc:
+        if getattr(exc, "bilevel_context", False):  # raised by an inner call: already says it
+            raise
+        new = type(exc)(
+            f"{name}(x, y) raised {type(exc).__name__}: {exc} -- it was called with x: "
+            f"{describe(x)}, y: {describe(y)}; check the shapes, dtype and device it expects "
+            "(its own tensors must match those of x and y)"
+        )
+        new.bilevel_context = True  # type: ignore[attr-defined]
+        raise new from exc
+
+
+def describe(value: object) -> str:
+    """'float64 tensor of shape (3,) on cpu', a dict / tuple of those, or the type's name."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).replace("torch.", "")
+        return f"{dtype} tensor of shape {tuple(value.shape)} on {value.device}"
+    if isinstance(value, dict):
+        return "dict {" + ", ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} (" + ", ".join(describe(v) for v in value) + ")"
+    return type(value).__name__
+
+
 def flat_objective(
     fn: Callable[..., torch.Tensor], x_spec: FlatSpec, y_spec: FlatSpec, name: str
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``fn(x_tree, y_tree)`` as a function of two flat vectors, checked to return a scalar."""
 
     def wrapped(x_flat: torch.Tensor, y_flat: torch.Tensor) -> torch.Tensor:
-        from .oracles import evaluate  # the same context for errors as on 1-D tensors
-
-        value = evaluate(fn, x_spec.unflatten(x_flat), y_spec.unflatten(y_flat), name)
+        value = call_objective(fn, x_spec.unflatten(x_flat), y_spec.unflatten(y_flat), name)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name}(x, y) must return a scalar tensor, got {shape}")

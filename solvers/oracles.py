@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ._flat import GROWTH_LIMIT, check_not_growing
+from ._flat import GROWTH_LIMIT, call_objective, check_not_growing
 
 Flat = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -69,43 +69,9 @@ def scalar(value: object, name: str) -> torch.Tensor:
 
 
 def evaluate(fn: Callable, x: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:
-    """``fn(x, y)`` checked to be a scalar; an error inside the objective (a shape, dtype or
-    device mismatch with its own tensors, a tree where it expects a tensor) is re-raised with
-    what it was called with, instead of a bare torch message."""
-    try:
-        value = fn(x, y)
-    except (RuntimeError, TypeError, IndexError) as exc:
-        if getattr(exc, "bilevel_context", False):  # already says what was called
-            raise
-        raise with_context(exc)(
-            f"{name}(x, y) raised {type(exc).__name__}: {exc} -- it was called with x: "
-            f"{describe(x)}, y: {describe(y)}; check the shapes, dtype and device it expects "
-            "(its own tensors must match those of x and y)"
-        ) from exc
-    return scalar(value, name)
-
-
-def with_context(exc: BaseException) -> Callable[[str], BaseException]:
-    """A constructor of ``exc``'s type whose result is marked as carrying the call's context."""
-
-    def build(message: str) -> BaseException:
-        new = type(exc)(message)
-        new.bilevel_context = True  # type: ignore[attr-defined]
-        return new
-
-    return build
-
-
-def describe(value: object) -> str:
-    """'float64 tensor of shape (3,) on cpu', a dict / tuple of those, or the type's name."""
-    if isinstance(value, torch.Tensor):
-        dtype = str(value.dtype).replace("torch.", "")
-        return f"{dtype} tensor of shape {tuple(value.shape)} on {value.device}"
-    if isinstance(value, dict):
-        return "dict {" + ", ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__} (" + ", ".join(describe(v) for v in value) + ")"
-    return type(value).__name__
+    """``fn(x, y)`` checked to be a scalar, an error inside it re-raised with what it was called
+    with (``_flat.call_objective``)."""
+    return scalar(call_objective(fn, x, y, name), name)
 
 
 def _leaf(t: torch.Tensor) -> torch.Tensor:
