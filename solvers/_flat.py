@@ -91,6 +91,15 @@ def flatten(tree: Tree, name: str) -> tuple[torch.Tensor, FlatSpec]:
     return flat, FlatSpec(kind, keys, tuple(leaf.shape for leaf in leaves))
 
 
+def check_same_dtype_and_device(x: torch.Tensor, y: torch.Tensor) -> None:
+    """x and y (flat) must share dtype and device: every oracle combines them."""
+    if x.dtype != y.dtype or x.device != y.device:
+        raise ValueError(
+            f"x and y must share dtype and device; x is {x.dtype} on {x.device}, y is "
+            f"{y.dtype} on {y.device}"
+        )
+
+
 def call_objective(fn: Callable, x: Any, y: Any, name: str) -> Any:
     """``fn(x, y)``; an error inside the objective (a shape, dtype or device mismatch with its
     own tensors, a tree where it expects a tensor) is re-raised, once, with what it was called

@@ -34,7 +34,15 @@ from typing import Any, ClassVar
 import torch
 from tqdm import tqdm
 
-from ._flat import FlatSpec, Tree, batched_flat_objective, check_steps, flat_objective, flatten
+from ._flat import (
+    FlatSpec,
+    Tree,
+    batched_flat_objective,
+    check_same_dtype_and_device,
+    check_steps,
+    flat_objective,
+    flatten,
+)
 from .oracles import OracleCounts
 
 
@@ -68,11 +76,7 @@ class Layout:
             y_flat, y_spec = x_flat.new_zeros(0), None
         else:
             y_flat, y_spec = flatten(y, "y")
-            if x_flat.dtype != y_flat.dtype or x_flat.device != y_flat.device:
-                raise ValueError(
-                    f"x and y must share dtype and device; x is {x_flat.dtype} on "
-                    f"{x_flat.device}, y is {y_flat.dtype} on {y_flat.device}"
-                )
+            check_same_dtype_and_device(x_flat, y_flat)
         trivial = _is_vector(x) and (y is None or _is_vector(y))
         return (None if trivial else Layout(x_spec, y_spec)), x_flat, y_flat
 

@@ -99,15 +99,15 @@ class AIDBiO(OuterAlgorithm):
                 eta = self.solver_lr or self.inner_lr
                 v = _neumann_from(oracle, grad_y_f, solver_steps, eta, v0)
         except FloatingPointError as exc:
-            sizes = ", ".join(
-                f"||{n}|| = {float(torch.linalg.vector_norm(t)):.3g}"
+            norms = {
+                n: float(torch.linalg.vector_norm(t))
                 for n, t in (("x", x), ("y", y), ("grad_y f", grad_y_f))
-            )
+            }
+            sizes = ", ".join(f"||{n}|| = {v:.3g}" for n, v in norms.items())
+            huge = max(norms["x"], norms["y"]) > 1e100
+            cause = ": iterates this large mean that outer_lr or inner_lr is far too large"
             raise FloatingPointError(
-                f"{exc} (AID-BiO iteration {k}, {sizes}: iterates this large mean that "
-                "outer_lr or inner_lr is far too large)"
-                if max(float(torch.linalg.vector_norm(t)) for t in (x, y)) > 1e100
-                else f"{exc} (AID-BiO iteration {k}, {sizes})"
+                f"{exc} (AID-BiO iteration {k}, {sizes}{cause if huge else ''})"
             ) from exc
         estimate = grad_x_f - oracle.mixed(v)
         x_next = x - self.outer_lr * estimate

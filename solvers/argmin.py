@@ -33,9 +33,9 @@ from typing import Any
 
 import torch
 
-from ._flat import FlatSpec, Tree, flat_objective, flatten
+from ._flat import FlatSpec, Tree, check_same_dtype_and_device, flat_objective, flatten
 from ._outer import check_objectives
-from .hypergradient import resolve_options, solve_linear_system
+from .hypergradient import resolve_options, resolve_v0, solve_linear_system
 from .oracles import OracleCounts, scalar
 
 IMPLICIT = ("exact", "cg", "neumann", "rt", "fo")
@@ -77,16 +77,8 @@ def argmin(
     check_objectives(inner, inner, 2, "argmin")
     x_leaves, x_spec = _differentiable_flat(x)
     y_flat, y_spec = flatten(y, "y")
-    if x_leaves.dtype != y_flat.dtype or x_leaves.device != y_flat.device:
-        raise ValueError(
-            f"x and y must share dtype and device; x is {x_leaves.dtype} on {x_leaves.device}, "
-            f"y is {y_flat.dtype} on {y_flat.device}"
-        )
-    if opts.get("v0") is not None:
-        v0 = flatten(opts["v0"], "v0")[0]
-        if v0.shape != y_flat.shape:
-            raise ValueError(f"v0 has {v0.numel()} entries, y has {y_flat.numel()}")
-        opts["v0"] = v0
+    check_same_dtype_and_device(x_leaves, y_flat)
+    resolve_v0(opts, y_flat)
     g = flat_objective(inner, x_spec, y_spec, "inner")
     counts = OracleCounts() if counts is None else counts
     if method == "itd":

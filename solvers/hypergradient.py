@@ -40,6 +40,7 @@ from . import linear_solvers
 from ._flat import (
     Tree,
     batched_flat_objective,
+    check_same_dtype_and_device,
     check_step_size,
     check_steps,
     flat_objective,
@@ -110,6 +111,16 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def resolve_v0(opts: dict[str, Any], y_flat: torch.Tensor) -> None:
+    """CG's warm start ``v0`` (any tree shaped like y) as a flat vector, validated before any
+    oracle call, like every option."""
+    if opts.get("v0") is not None:
+        v0 = flatten(opts["v0"], "v0")[0]
+        if v0.shape != y_flat.shape:
+            raise ValueError(f"v0 has {v0.numel()} entries, y has {y_flat.numel()}")
+        opts["v0"] = v0
+
+
 def hypergradient(
     outer: Callable[[Tree, Tree], torch.Tensor],
     inner: Callable[[Tree, Tree], torch.Tensor],
@@ -148,16 +159,8 @@ def hypergradient(
     check_objectives(outer, inner, 3 if method == "stocbio" else 2, "hypergradient")
     x_flat, x_spec = flatten(x, "x")
     y_flat, y_spec = flatten(y, "y")
-    if x_flat.dtype != y_flat.dtype or x_flat.device != y_flat.device:
-        raise ValueError(
-            f"x and y must share dtype and device; x is {x_flat.dtype} on {x_flat.device}, "
-            f"y is {y_flat.dtype} on {y_flat.device}"
-        )
-    if opts.get("v0") is not None:  # validated before any oracle call, like every option
-        v0 = flatten(opts["v0"], "v0")[0]
-        if v0.shape != y_flat.shape:
-            raise ValueError(f"v0 has {v0.numel()} entries, y has {y_flat.numel()}")
-        opts["v0"] = v0
+    check_same_dtype_and_device(x_flat, y_flat)
+    resolve_v0(opts, y_flat)
     counts = OracleCounts() if counts is None else counts
     if method == "stocbio":
         fb = batched_flat_objective(outer, x_spec, y_spec, "outer")
