@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
-
-from bilevel.solvers.oracles import SecondOrderOracle, outer_gradients
+from bilevel.solvers.oracles import OracleCounts, SecondOrderOracle, outer_gradients
 from bilevel.solvers.soba import SOBA, SOBAState
 
 from . import Mutant
@@ -24,14 +22,11 @@ class SOBAImplicitSignFlipped(SOBA):
         after = super().step_vectors(state)
         gamma = self.steps_at(state.iteration)[1]
         direction = (state.x - after.x) / gamma
-        mixed_part = direction - self._grad_x_outer(state)
+        grad_x_f, _ = outer_gradients(
+            lambda a, b: self.outer(a, b, None), state.x, state.y, OracleCounts()
+        )
+        mixed_part = direction - grad_x_f
         return replace(after, x=state.x - gamma * (direction - 2 * mixed_part))
-
-    def _grad_x_outer(self, state: SOBAState) -> torch.Tensor:
-        with torch.enable_grad():
-            x = state.x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.outer(x, state.y, None), x)
-        return grad
 
 
 @dataclass(frozen=True)
