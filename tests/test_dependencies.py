@@ -106,13 +106,6 @@ def test_missing_scikit_learn_says_how_to_install_it(monkeypatch) -> None:
         load_hyper_cleaning()
 
 
-def test_missing_hypothesis_names_the_test_extra(monkeypatch) -> None:
-    _without(monkeypatch, "hypothesis")
-    monkeypatch.delitem(sys.modules, "bilevel.proofs_checks.strategies", raising=False)
-    with pytest.raises(ImportError, match=r"pip install 'bilevel\[test\]'"):
-        import bilevel.proofs_checks.strategies  # noqa: F401
-
-
 def test_missing_dask_is_a_one_line_cli_error(monkeypatch, capsys, tmp_path) -> None:
     from bilevel.proofs_checks import cli
 

@@ -96,6 +96,23 @@ def fom_unadapted(theta, train_loss, test_loss, task, **options) -> Any:
     return ufom_estimate(theta, train_loss, test_loss, task, **options)
 
 
+def ufom_keeps_trajectory(theta, train_loss, test_loss, task, **options) -> Any:
+    """UFOM that keeps phi_0..phi_{r-1} for its backward HVPs instead of recomputing them (O(r)
+    memory), and counts as if it had recomputed them (the paper's constant-memory accounting)."""
+    from bilevel.solvers.oracles import OracleCounts
+    from bilevel.solvers.ufom import ufom_estimate
+
+    counts, mine = options.pop("counts", None), OracleCounts()
+    result = ufom_estimate(theta, train_loss, test_loss, task, counts=mine, recompute=False,
+                           **options)  # fmt: skip
+    if counts is not None:
+        r = options["steps"]
+        counts.grad_outer += mine.grad_outer
+        counts.grad_inner += mine.grad_inner + (r * (r - 1) // 2 if result.drawn else 0)
+        counts.hvp += mine.hvp
+    return result
+
+
 def ufom_hvps_uncounted(theta, train_loss, test_loss, task, **options) -> Any:
     """UFOM that does not count the recomputed adaptations of its correction (its cost then
     looks like r + 1 + q r instead of r + 1 + q (r(r-1)/2 + r))."""
