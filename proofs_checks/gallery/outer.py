@@ -98,6 +98,15 @@ class MinimaxGDAPenaltyNeverGrows(MinimaxGDA):
 
 
 @dataclass(frozen=True)
+class MinimaxGDAOuterStepRescaled(MinimaxGDA):
+    """Multi-stage GDA whose x-step is divided by 100 (a step size rescaled twice, e.g. by a
+    penalty already folded into the gradient)."""
+
+    def step_vectors(self, state: MinimaxState) -> MinimaxState:
+        return MinimaxGDA.step_vectors(replace(self, outer_lr=self.outer_lr / 100), state)
+
+
+@dataclass(frozen=True)
 class MinimaxGDAUpdateIgnored(MinimaxGDA):
     """GDA that always alternates (x sees the new y, z), whatever ``update`` asks for."""
 
