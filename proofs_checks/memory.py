@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.utils._python_dispatch import TorchDispatchMode  # no public path (torch 2.4-2.13)
 
 
 @dataclass
@@ -49,7 +48,7 @@ class _LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
+        for leaf in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(leaf, torch.Tensor):
                 self.ledger.add(leaf.untyped_storage())
         return out
