@@ -207,14 +207,21 @@ GROWTH_LIMIT = 1e3
 
 
 def check_not_growing(
-    first: torch.Tensor, last: torch.Tensor, limit: float, quantity: str, steps: int, cause: str
+    first: torch.Tensor,
+    last: torch.Tensor,
+    limit: float,
+    quantity: str,
+    steps: int,
+    cause: str,
+    floor: float = 0.0,
 ) -> None:
-    """Raise ``FloatingPointError`` if ||last|| > limit ||first|| (one host read for both)."""
+    """Raise ``FloatingPointError`` if ||last|| > limit ||first|| (one host read for both) and
+    ||last|| > ``floor`` (below the floor, a rounding-level quantity, growth is noise)."""
     first_norm, last_norm = torch.stack(
         [torch.linalg.vector_norm(first), torch.linalg.vector_norm(last)]
     ).tolist()
     finite = math.isfinite(first_norm) and math.isfinite(last_norm)  # else: the NaN checks
-    if finite and last_norm > limit * first_norm and last_norm > 0:
+    if finite and last_norm > max(limit * first_norm, floor) and last_norm > 0:
         raise FloatingPointError(
             f"{quantity} grew from {first_norm:.3g} to {last_norm:.3g} over {steps} steps "
             f"(more than {limit:g}x); likely cause: {cause}"

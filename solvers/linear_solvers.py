@@ -205,13 +205,17 @@ def neumann(oracle: SecondOrderOracle, b: torch.Tensor, steps: int, lr: float) -
 TERM_SLACK = 1.01
 
 
-def check_terms_contract(b: torch.Tensor, last: torch.Tensor, steps: int, quantity: str) -> None:
+def check_terms_contract(
+    b: torch.Tensor, last: torch.Tensor, steps: int, quantity: str, floor: float = 0.0
+) -> None:
     """Raise when the last series term is longer than b: the series diverges (eta lambda_max
-    above 2, or H not positive semi-definite), long before a term overflows."""
+    above 2, or H not positive semi-definite), long before a term overflows. Terms below
+    ``floor`` (the rounding level of the quantity) are not judged."""
     check_not_growing(
         b, last, TERM_SLACK, quantity, steps,
         "lr (eta) above 2 / L, or an inner Hessian that is not positive definite (g not convex "
         "in y): every term of a convergent series is no longer than grad_y f",
+        floor=floor,
     )  # fmt: skip
 
 

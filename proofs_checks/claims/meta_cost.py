@@ -10,10 +10,13 @@ ANIL), counted exactly.
   only); MAML's per-step increment exceeds FO-MAML's (differentiating through a step costs a
   Hessian-vector product on top of its gradient). A cost with a super-linear term (an inner
   trajectory rebuilt for every prefix), ANIL adapting the body, or MAML computed as FO-MAML is
-  refuted.
+  refuted. Wall times per meta-gradient are measured beside the counts (best of 3, after one
+  warm-up) and reported, not judged: a time is not reproducible.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -38,16 +41,32 @@ def measure_cost(params: Params) -> Measurement:
     tasks = sample_tasks(torch.Generator().manual_seed(params["seed"] + 1), tasks=8, shots=5,
                          queries=10)  # fmt: skip
     flops: dict[str, list[int]] = {}
+    seconds: dict[str, list[float]] = {}
     for method in ("maml", "anil", "fomaml"):
         keys = HEAD_KEYS if method == "anil" else None
-        counts = []
+        counts, times = [], []
         for steps in STEPS:
-            with FlopCounterMode(display=False) as counter:
+
+            def call(steps: int = steps, keys=keys, method: str = method) -> None:
                 meta_gradient(theta, loss, loss, tasks, steps=steps, lr=0.01, method=method,
                               adapt_keys=keys)  # fmt: skip
+
+            with FlopCounterMode(display=False) as counter:
+                call()
             counts.append(int(counter.get_total_flops()))
-        flops[method] = counts
-    return {"steps": list(STEPS), "flops": flops}
+            times.append(_best_time(call))
+        flops[method], seconds[method] = counts, times
+    return {"steps": list(STEPS), "flops": flops, "seconds": seconds}
+
+
+def _best_time(call, repeats: int = 3) -> float:
+    call()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def judge_cost(params: list[Params], ms: list[Measurement]) -> Verdict:
@@ -69,9 +88,16 @@ def judge_cost(params: list[Params], ms: list[Measurement]) -> Verdict:
                   f"below MAML's {step['maml']}")  # fmt: skip
             check(step["maml"] > step["fomaml"], f"MAML's per-step cost {step['maml']} is not "
                   f"above FO-MAML's {step['fomaml']} (no differentiation through the steps?)")  # fmt: skip
+            times = m.get("seconds", {})
+            timing = (
+                "; ms at N = 1 / 8 (reported, not judged): "
+                + ", ".join(f"{k} {v[0] * 1e3:.1f} / {v[-1] * 1e3:.1f}" for k, v in times.items())
+                if times
+                else ""
+            )
             parts.append(
                 f"FLOPs per step: MAML {step['maml']}, ANIL {step['anil']}, FO-MAML "
-                f"{step['fomaml']}; at N = 8: MAML {f['maml'][-1]}, ANIL {f['anil'][-1]}"
+                f"{step['fomaml']}; at N = 8: MAML {f['maml'][-1]}, ANIL {f['anil'][-1]}" + timing
             )
         return "; ".join(parts), "exact integer counts; second differences 0"
 

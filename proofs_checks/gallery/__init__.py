@@ -140,7 +140,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "mgbio/gradient-complexity"),
     _m("mgbio-uncounted-inner", "mgbio", "outer:MGBiOUncountedInner",
        "inner gradients not counted (an oracle under-count in an equal-budget race)",
-       "momentum/beats-double-loop"),
+       "momentum/beats-double-loop", "momentum/equal-budget-over-seeds"),
     _m("mgbio-stale-v", "mgbio", "outer:MGBiOStaleV",
        "surrogate direction built from v_t instead of v_{t+1}",
        "mgbio/update-rule"),

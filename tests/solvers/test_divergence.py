@@ -70,3 +70,19 @@ def test_convergent_configurations_pass_the_same_checks() -> None:
 def test_divergent_outer_algorithms_raise(build, match) -> None:
     with pytest.raises(FloatingPointError, match=match):
         build().run(X, Y, iterations=20)
+
+
+def test_rounding_level_growth_is_not_divergence() -> None:
+    """A warm-started AID-BiO residual can start at ~1e-16 ||b|| and wobble by 25%: below the
+    floor 1e3 eps ||b|| that is rounding (the false alarm seen on iteration 290 of
+    ``ji2021/aid-bio-linear-rate``); above it the same growth still raises."""
+    from bilevel.solvers._flat import check_not_growing
+
+    first = torch.full((4,), 1.0e-16, dtype=torch.float64)
+    last = 1.25 * first
+    floor = 1e3 * torch.finfo(torch.float64).eps * 2.65
+    check_not_growing(first, last, 1.01, "residual", 10, "cause", floor=floor)
+    with pytest.raises(FloatingPointError, match="residual grew"):
+        check_not_growing(first, last, 1.01, "residual", 10, "cause")
+    with pytest.raises(FloatingPointError, match="residual grew"):
+        check_not_growing(first * 1e6, last * 1e6, 1.01, "residual", 10, "cause", floor=floor)
