@@ -126,12 +126,12 @@ def execute_run(
 ) -> dict:
     """Worker entry point: ``{"measurement": ..., "seconds": ...}`` or ``{"error": ...}``; the
     claim's slots named in ``implementations`` are replaced for the run."""
-    from .slots import using
+    from .slots import tracking_requests, using
 
     claim = {c.id: c for c in load_claims(claims_modules)}[claim_id]
     start = time.perf_counter()
     try:
-        with ledger() as used, using(dict(implementations)):
+        with ledger() as used, using(dict(implementations)), tracking_requests() as requested:
             measurement = claim.measure(dict(params))
         try:  # must be strict JSON: it is cached and reported (a bare NaN is not JSON)
             json.dumps(measurement, allow_nan=False)
@@ -145,7 +145,12 @@ def execute_run(
         return {"error": detail}
     seconds = time.perf_counter() - start
     _ledger(f"executed {claim_id} {run_key(params)}")
-    return {"measurement": measurement, "seconds": seconds, "statistics": used}
+    return {
+        "measurement": measurement,
+        "seconds": seconds,
+        "statistics": used,
+        "slots_requested": sorted(requested),
+    }
 
 
 def code_fingerprint(claim: Claim) -> str:
@@ -256,36 +261,61 @@ def run_claims(
         disable=not progress,
         file=sys.stderr,
     )
-    futures = {
-        executor.submit(execute_run, claim.id, params, tuple(claims_modules), overrides): (
-            claim,
-            params,
-            overrides,
-        )
-        for claim, params, overrides in pending
-    }
-    for future in as_completed(futures):
-        claim, params, overrides = futures[future]
-        try:
-            outcome = future.result()
-        except Exception as exc:  # the worker itself died (not the measurement)
-            outcome = {"error": f"{type(exc).__name__}: {exc}"}
-        key = variant_key(params, overrides)
-        if "error" not in outcome:
-            record = {"claim": claim.id, "params": params, "code": codes[claim.id], **outcome}
-            if overrides:
-                record["implementations"] = dict(overrides)
-            record["checksum"] = record_checksum(record)
-            atomic_write(
-                cache_path(out_dir, claim.id, params, overrides),
-                json.dumps(record, sort_keys=True) + "\n",
-            )
-            _ledger(f"saved {claim.id} {key}")
-        results[claim.id, key] = outcome
-        bar.set_postfix_str(claim.id[-40:])
-        bar.update()
+    own = {claim.id: variants[0][0] for claim, variants in plan}
+    first = [job for job in pending if job[2] == own[job[0].id]]
+    later = [job for job in pending if job[2] != own[job[0].id]]
+    for jobs in (first, later):  # the claims as given, then the variants that may reuse them
+        jobs = [job for job in jobs if not _reuse(job, own, results, out_dir, codes, bar)]
+        futures = {
+            executor.submit(execute_run, c.id, p, tuple(claims_modules), o): (c, p, o)
+            for c, p, o in jobs
+        }
+        for future in as_completed(futures):
+            claim, params, overrides = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the worker itself died (not the measurement)
+                outcome = {"error": f"{type(exc).__name__}: {exc}"}
+            _record(claim, params, overrides, outcome, results, out_dir, codes)
+            bar.set_postfix_str(claim.id[-40:])
+            bar.update()
     bar.close()
     return [_judge_with_mutants(claim, grid, results, variants) for claim, variants in plan]
+
+
+def _record(claim, params, overrides, outcome, results, out_dir, codes) -> None:
+    """Keep a run's outcome, and cache it (atomically) unless it failed."""
+    key = variant_key(params, overrides)
+    if "error" not in outcome:
+        record = {"claim": claim.id, "params": params, "code": codes[claim.id], **outcome}
+        if overrides:
+            record["implementations"] = dict(overrides)
+        record["checksum"] = record_checksum(record)
+        atomic_write(
+            cache_path(out_dir, claim.id, params, overrides),
+            json.dumps(record, sort_keys=True) + "\n",
+        )
+        _ledger(f"saved {claim.id} {key}")
+    results[claim.id, key] = outcome
+
+
+def _reuse(job, own, results, out_dir, codes, bar) -> bool:
+    """A variant whose replaced slots its run never asked for measures what the claim's own
+    run measured (same parameters, same code, deterministic): take that outcome (as a cached
+    record of the variant) instead of running it again. False when it must run."""
+    claim, params, overrides = job
+    base = results.get((claim.id, variant_key(params, own[claim.id])))
+    if base is None or "error" in base or "slots_requested" not in base:
+        return False
+    replaced = {slot for slot, target in overrides if dict(own[claim.id]).get(slot) != target}
+    if replaced & set(base["slots_requested"]):
+        return False
+    reused = {k: v for k, v in base.items() if k not in ("claim", "params", "code", "checksum",
+                                                         "implementations")}  # fmt: skip
+    _record(claim, params, overrides, {**reused, "reused": True}, results, out_dir, codes)
+    _ledger(f"reused {claim.id} {variant_key(params, overrides)}")
+    bar.update()
+    return True
 
 
 def mutant_refuted(claim: Claim, outcome: str) -> bool:

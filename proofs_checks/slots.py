@@ -80,10 +80,29 @@ def default_target(slot: str) -> str:
     return describe(slot).target
 
 
+_REQUESTED: ContextVar[set[str] | None] = ContextVar("bilevel_slots_requested", default=None)
+
+
+@contextmanager
+def tracking_requests() -> Iterator[set[str]]:
+    """The set of slots that ``implementation`` is asked for inside the block. A run that never
+    asks for a slot does not depend on it, so the runner reuses its measurement for a variant
+    that replaces only that slot (a mutant of another method of the same claim)."""
+    requested: set[str] = set()
+    token = _REQUESTED.set(requested)
+    try:
+        yield requested
+    finally:
+        _REQUESTED.reset(token)
+
+
 def implementation(slot: str) -> Any:
     """The implementation in force for ``slot``: a replacement given to ``using`` (an object,
     or a "module:attr" name imported here), else the registered default."""
     describe(slot)
+    requested = _REQUESTED.get()
+    if requested is not None:
+        requested.add(slot)
     override = (_OVERRIDES.get() or {}).get(slot)
     if override is None:
         return describe(slot).load()

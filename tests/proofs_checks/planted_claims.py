@@ -19,6 +19,13 @@ def measure_square(params):
     return {"value": params["i"] ** 2}
 
 
+def measure_two_slots(params):
+    """Asks for one slot per run: the ``cg`` run never touches ``neumann`` and vice versa."""
+    from bilevel.proofs_checks.slots import implementation
+
+    return {"value": params["i"] ** 2, "target": repr(implementation(params["slot"]))[:40]}
+
+
 def crash(params):
     raise RuntimeError("planted crash in a measurement")
 
@@ -82,6 +89,15 @@ CLAIMS = (
         _sum_judge(141),
         {"quick": RUNS},
         expect="fails",
+    ),
+    Claim(
+        "planted/two-slots",
+        "test",
+        "each run asks for one slot only",
+        measure_two_slots,
+        _sum_judge(0 + 1),
+        {"quick": [{"i": 0, "slot": "cg"}, {"i": 1, "slot": "neumann"}]},
+        slots=("cg", "neumann"),
     ),
     Claim(
         "planted/inconclusive",

@@ -56,6 +56,26 @@ def test_cached_runs_are_not_executed_again(tmp_path, planted, monkeypatch) -> N
     assert sum(line.startswith("executed") for line in _ledger_lines(ledger)) == 16
 
 
+def test_a_variant_reuses_runs_that_never_asked_for_its_slot(tmp_path, planted, monkeypatch):
+    """A mutant of ``neumann`` re-executes only the run that asked for ``neumann``; the ``cg``
+    run's measurement is reused (recorded as such) and judged with the mutant as before."""
+    from bilevel.proofs_checks import gallery
+
+    ledger = tmp_path / "ledger"
+    monkeypatch.setenv(runner.LEDGER_ENV, str(ledger))
+    mutant = gallery.Mutant("planted-neumann", "neumann",
+                            "bilevel.proofs_checks.gallery.estimators:neumann_one_term_short",
+                            "test", ("planted/two-slots",))  # fmt: skip
+    monkeypatch.setattr(gallery, "mutants_for", lambda claim: [mutant])
+    claims = [c for c in planted.CLAIMS if c.id == "planted/two-slots"]
+    (result,) = runner.run_claims(claims, tmp_path / "out", progress=False, mutants=True,
+                                  claims_modules=["planted_claims"])  # fmt: skip
+    lines = _ledger_lines(ledger)
+    assert sum(line.startswith("executed") for line in lines) == 3  # 2 own + the neumann run
+    assert sum(line.startswith("reused") for line in lines) == 1  # the cg run, not re-executed
+    assert result.passed and [m["outcome"] for m in result.mutants] == ["holds"]
+
+
 def _verify_command(out: Path) -> list[str]:
     return [
         sys.executable,
