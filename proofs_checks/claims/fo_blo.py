@@ -25,7 +25,7 @@ Davis & Weller, ICML 2021, abstract; spec 4.2, 7.9), measured through the ``ufom
   tr(S) / (mu^2 K) (S: the estimator's covariance at its limit, from the closed forms), so K =
   z^2 tr(S) / (mu^2 (gap / 2)^2) with z = 6 puts a miss at a Gaussian-tail probability below
   1e-6 (chi-square, <= 2 degrees of freedom: exp(-z^2 / 2) = 1.5e-8); a member needing more
-  than 16000 steps is skipped (``assume``), not judged.
+  than 8000 steps is skipped (``assume``), not judged.
 - ``ufom/memory-and-cost-in-r``: "with no harm to memory and expected time complexity". For r
   in {4, 8, 16, 32} on a d = 1000 problem: the peak bytes of live tensors during UFOM's exact
   draw (``proofs_checks.memory``, exact integer counts) do not grow with r (peak(32) - peak(4) <
@@ -185,7 +185,7 @@ def judge_family(_: list[Params], ms: list[Measurement]) -> Verdict:
 
 # ------------------------------------------------------------------ SGD on the family
 Z_SGD = 6.0
-MAX_SGD_STEPS = 16000
+MAX_SGD_STEPS = 8000
 
 
 def _sgd_design(inst, member: dict) -> dict | None:
