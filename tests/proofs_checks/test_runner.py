@@ -154,6 +154,7 @@ def test_report_json_validates_and_markdown_has_a_row_per_claim(tmp_path, plante
     assert len(table) == 1 + len(results)  # header + one row per claim
 
 
+@pytest.mark.slow  # 48 s on 2 cores (a local cluster's start-up): `make test-slow`
 def test_dask_local_cluster_gives_the_same_report(tmp_path) -> None:
     """A real ``dask.distributed.LocalCluster`` on loopback, as ``--executor dask`` uses it."""
     distributed = pytest.importorskip("distributed")
