@@ -72,13 +72,10 @@ def _mean_field(inst, losses, theta: np.ndarray, q: float) -> tuple[np.ndarray, 
     return mean, scale
 
 
-def _member_record(member: dict) -> dict:
-    from ..strategies import fo_blo_instance
-
-    inst = fo_blo_instance(member)
+def _member_record(member: dict, inst, star_exact, fo_exact) -> dict:
     losses = meta_quadratic_losses(inst)
-    star = np.array(inst.stationary_point(), dtype=float).ravel()
-    fo = np.array(inst.first_order_fixed_point(), dtype=float).ravel()
+    star = np.array(star_exact, dtype=float).ravel()
+    fo = np.array(fo_exact, dtype=float).ravel()
     fom_at_fo, s1 = _mean_field(inst, losses, fo, 0.0)
     ufom_at_star, s2 = _mean_field(inst, losses, star, member["q"])
     fom_at_star, s3 = _mean_field(inst, losses, star, 0.0)
@@ -102,18 +99,22 @@ def _member_record(member: dict) -> dict:
     }
 
 
-def _heterogeneous(member: dict) -> bool:
-    """Both fixed points unique, and at least 1e-3 (1 + ||theta*||) apart (a member worth
-    checking: homogeneous tasks have theta_FO = theta*)."""
+def _limits(member: dict):
+    """(instance, theta*, theta_FO) exactly, or None unless both fixed points are unique and at
+    least 1e-3 (1 + ||theta*||) apart (a member worth checking: homogeneous tasks have
+    theta_FO = theta*)."""
     from ..strategies import fo_blo_instance
 
     inst = fo_blo_instance(member)
     try:
-        star = np.array(inst.stationary_point(), dtype=float).ravel()
-        fo = np.array(inst.first_order_fixed_point(), dtype=float).ravel()
+        star_exact, fo_exact = inst.stationary_point(), inst.first_order_fixed_point()
     except ValueError:  # a singular fixed-point system: no unique limit to predict
-        return False
-    return bool(np.linalg.norm(star - fo) >= 1e-3 * (1 + np.linalg.norm(star)))
+        return None
+    star = np.array(star_exact, dtype=float).ravel()
+    fo = np.array(fo_exact, dtype=float).ravel()
+    if np.linalg.norm(star - fo) < 1e-3 * (1 + np.linalg.norm(star)):
+        return None
+    return inst, star_exact, fo_exact
 
 
 def measure_family(params: Params) -> Measurement:
@@ -130,8 +131,9 @@ def measure_family(params: Params) -> Measurement:
               print_blob=False)  # fmt: skip
     @given(member=fo_blo_members())
     def each_member(member: dict) -> None:
-        assume(_heterogeneous(member))
-        record = _member_record(member)
+        limits = _limits(member)
+        assume(limits is not None)
+        record = _member_record(member, *limits)
         if not record["holds"]:
             failures.append(record)
             raise AssertionError("member refutes the claim")
@@ -188,7 +190,7 @@ Z_SGD = 6.0
 MAX_SGD_STEPS = 8000
 
 
-def _sgd_design(inst, member: dict) -> dict | None:
+def _sgd_design(inst, member: dict, star, fo) -> dict | None:
     """gamma_0, K and the limits of UFOM- and FOM-SGD (None when a limit is not attracting or
     K would exceed MAX_SGD_STEPS); everything from the closed forms, nothing from the slot."""
     import sympy as sp
@@ -204,8 +206,6 @@ def _sgd_design(inst, member: dict) -> dict | None:
     )
     if mu <= 0:
         return None
-    star = inst.stationary_point()
-    fo = inst.first_order_fixed_point()
     point = {inst.theta[i]: star[i] for i in range(n)}
     point_fo = {inst.theta[i]: fo[i] for i in range(n)}
     spread_ufom, spread_fom = 0.0, 0.0
@@ -244,7 +244,7 @@ def _sgd_average(inst, member: dict, design: dict, method: str, start: list, see
 def measure_sgd_family(params: Params) -> Measurement:
     from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 
-    from ..strategies import fo_blo_instance, fo_blo_members
+    from ..strategies import fo_blo_members
 
     runs: list[dict] = []
 
@@ -253,9 +253,10 @@ def measure_sgd_family(params: Params) -> Measurement:
               suppress_health_check=list(HealthCheck), print_blob=False)  # fmt: skip
     @given(member=fo_blo_members(max_tasks=3, max_dim=2, max_steps=3))
     def each_member(member: dict) -> None:
-        assume(_heterogeneous(member))
-        inst = fo_blo_instance(member)
-        design = _sgd_design(inst, member)
+        limits = _limits(member)
+        assume(limits is not None)
+        inst = limits[0]
+        design = _sgd_design(inst, member, *limits[1:])
         assume(design is not None)
         ufom = _sgd_average(inst, member, design, "ufom", design["theta_FO"], params["seed"])
         fom = _sgd_average(inst, member, design, "fom", design["theta_star"], params["seed"])

@@ -81,33 +81,37 @@ def _pl_game(method: str, budget: int) -> Measurement:
     }
 
 
-def _hyper_representation(method: str, budget: int) -> Measurement:
+def _hyper_representation_setup(method: str, seed: int, outer_lr: float):
+    """(algorithm, x0, y0) on ``make_hyper_representation(seed)``: MGBiO (5 inner steps) or
+    double-loop AID-BiO (D = 50, CG N = 10), inner steps 0.1, x0 ~ 0.3 N(0, I) from seed + 1."""
     from bilevel.solvers.problems import make_hyper_representation
 
-    problem = make_hyper_representation(seed=0)
+    problem = make_hyper_representation(seed=seed)
     d_x, d_y = problem.dims
-    x0 = torch.as_tensor(0.3 * np.random.default_rng(1).standard_normal(d_x))
+    x0 = torch.as_tensor(0.3 * np.random.default_rng(seed + 1).standard_normal(d_x))
     y0 = torch.zeros(d_y, dtype=torch.float64)
     if method == "MGBiO":
         algo = implementation("mgbio")(
-            outer=problem.outer,
-            inner=problem.inner,
-            inner_lr=0.1,
-            solver_lr=0.1,
-            outer_lr=0.03,
-            momentum=0.5,
-            inner_steps=5,
-        )
-    else:
+            outer=problem.outer, inner=problem.inner, inner_lr=0.1, solver_lr=0.1,
+            outer_lr=outer_lr, momentum=0.5, inner_steps=5,
+        )  # fmt: skip
+    elif method == "AID-BiO":
         algo = implementation("aid-bio")(
-            outer=problem.outer,
-            inner=problem.inner,
-            inner_steps=50,
-            inner_lr=0.1,
-            outer_lr=0.03,
-            solver="cg",
-            solver_steps=10,
-        )
+            outer=problem.outer, inner=problem.inner, inner_steps=50, inner_lr=0.1,
+            outer_lr=outer_lr, solver="cg", solver_steps=10,
+        )  # fmt: skip
+    else:
+        algo = implementation("soba")(
+            outer=lambda x, y, _batch: problem.outer(x, y),
+            inner=lambda x, y, _batch: problem.inner(x, y),
+            sampler=lambda _generator: None, generator=torch.Generator().manual_seed(seed),
+            inner_lr=0.1, outer_lr=outer_lr,
+        )  # fmt: skip
+    return algo, x0, y0
+
+
+def _hyper_representation(method: str, budget: int) -> Measurement:
+    algo, x0, y0 = _hyper_representation_setup(method, 0, 0.03)
     _, trace = algo.run(x0, y0, oracle_calls=budget)
     return {
         "values": [r["outer_value"] for r in trace],
@@ -159,29 +163,7 @@ FAIR_METHODS = ("MGBiO", "AID-BiO", "SOBA")
 
 
 def _hyper_representation_at(method: str, seed: int, outer_lr: float, budget: int) -> dict:
-    from bilevel.solvers.problems import make_hyper_representation
-
-    problem = make_hyper_representation(seed=seed)
-    d_x, d_y = problem.dims
-    x0 = torch.as_tensor(0.3 * np.random.default_rng(seed + 1).standard_normal(d_x))
-    y0 = torch.zeros(d_y, dtype=torch.float64)
-    if method == "MGBiO":
-        algo = implementation("mgbio")(
-            outer=problem.outer, inner=problem.inner, inner_lr=0.1, solver_lr=0.1,
-            outer_lr=outer_lr, momentum=0.5, inner_steps=5,
-        )  # fmt: skip
-    elif method == "AID-BiO":
-        algo = implementation("aid-bio")(
-            outer=problem.outer, inner=problem.inner, inner_steps=50, inner_lr=0.1,
-            outer_lr=outer_lr, solver="cg", solver_steps=10,
-        )  # fmt: skip
-    else:
-        algo = implementation("soba")(
-            outer=lambda x, y, _batch: problem.outer(x, y),
-            inner=lambda x, y, _batch: problem.inner(x, y),
-            sampler=lambda _generator: None, generator=torch.Generator().manual_seed(seed),
-            inner_lr=0.1, outer_lr=outer_lr,
-        )  # fmt: skip
+    algo, x0, y0 = _hyper_representation_setup(method, seed, outer_lr)
     try:
         _, trace = algo.run(x0, y0, oracle_calls=budget)
     except FloatingPointError as diverged:
