@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: verify verify-mutants test test-slow lint bench bench-peers figures stress kill-resume examples docs clean
+.PHONY: verify verify-mutants test test-slow lint bench bench-peers bench-peers-install bench-jax bench-time-to-accuracy bench-verify figures stress kill-resume examples docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,29 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergradient.py --dtype float32 --out benchmarks/results-cpu-float32.md
 	$(BIN)/python benchmarks/hvp.py --compile --out benchmarks/results-hvp-cpu-float64.md
 
-bench-peers: $(STAMP)
+bench-peers-install: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
-	# Betty and BOAT without their pins (numpy <= 1.26.4, torchvision): benchmarks/peers.py
-	$(BIN)/python -m pip install --quiet --no-deps 'betty-ml==0.1.1' 'boat-torch==1.1.1'
+	# Betty and BOAT without their pins (numpy <= 1.26.4, torchvision): benchmarks/peers.py.
+	# Betty 0.1.1's metadata ("torch>=1.6.*") is refused by pip >= 24.1: its rows then say so.
+	$(BIN)/python -m pip install --quiet --no-deps 'boat-torch==1.1.1'
+	-$(BIN)/python -m pip install --quiet --no-deps 'betty-ml==0.1.1'
+
+# JAX in an environment of its own (benchmarks/jax_peer.py imports only numpy and jax)
+.venv-jax/bin/python:
+	$(PYTHON) -m venv .venv-jax
+	.venv-jax/bin/python -m pip install --quiet jax jaxlib numpy
+
+bench-jax: .venv-jax/bin/python
+
+bench-time-to-accuracy: bench-peers-install bench-jax
+	$(BIN)/python -W ignore benchmarks/time_to_accuracy.py --out benchmarks/results-time-to-accuracy-cpu.md
+	$(BIN)/python -W ignore benchmarks/outer_loop.py --out benchmarks/results-outer-loop-cpu-float64.md
+	$(BIN)/python -W ignore benchmarks/outer_loop.py --dtype float32 --out benchmarks/results-outer-loop-cpu-float32.md
+
+bench-verify: $(STAMP)
+	$(BIN)/python benchmarks/verify_time.py --out benchmarks/results-verify-time.md
+
+bench-peers: bench-peers-install
 	$(BIN)/python benchmarks/peers.py --out benchmarks/results-peers-cpu-float64.md
 	$(BIN)/python benchmarks/peers.py --dtype float32 --out benchmarks/results-peers-cpu-float32.md
 

@@ -35,26 +35,38 @@ from bilevel.solvers import OracleCounts, hypergradient
 from bilevel.solvers.oracles import SecondOrderOracle
 
 
-def quadratic_problem(d: int, kappa: float, device: str, dtype: torch.dtype, seed: int = 0):
-    """g = 1/2 y^T A y - y^T B x, f = 1/2 ||y - 1||^2 + 1/2 ||x||^2 with cond(A) = kappa."""
+def quadratic_arrays(d: int, kappa: float, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(A, B, x, y) of ``quadratic_problem`` as float64 arrays."""
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     q = q * np.sign(np.diag(r))
     spectrum = np.geomspace(1.0, kappa, d)
+    A, B = (q * spectrum) @ q.T, rng.standard_normal((d, 10)) / np.sqrt(d)
+    return A, B, rng.standard_normal(10), rng.standard_normal(d)
+
+
+def quadratic_problem(d: int, kappa: float, device: str, dtype: torch.dtype, seed: int = 0):
+    """g = 1/2 y^T A y - y^T B x, f = 1/2 ||y - 1||^2 + 1/2 ||x||^2 with cond(A) = kappa."""
     t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-    A, B = t((q * spectrum) @ q.T), t(rng.standard_normal((d, 10)) / np.sqrt(d))
+    A, B, x, y = (t(a) for a in quadratic_arrays(d, kappa, seed))
     inner = lambda x, y: 0.5 * y @ (A @ y) - y @ (B @ x)  # noqa: E731
     outer = lambda x, y: 0.5 * ((y - 1) ** 2).sum() + 0.5 * (x**2).sum()  # noqa: E731
-    x, y = t(rng.standard_normal(10)), t(rng.standard_normal(d))
     return outer, inner, x, y, 1.0 / kappa  # step 1/L with L = kappa
 
 
-def logistic_problem(n: int, d: int, device: str, dtype: torch.dtype, seed: int = 0):
-    """L2-regularised logistic regression, one exp-parametrised weight per feature."""
+def logistic_arrays(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels in {-1, 1}, the initial y) of ``logistic_problem``, float64."""
     rng = np.random.default_rng(seed)
+    feats = rng.standard_normal((n, d))
+    labels = np.sign(feats @ rng.standard_normal(d) + rng.standard_normal(n))
+    return feats, labels, 0.01 * rng.standard_normal(d)
+
+
+def logistic_problem(n: int, d: int, device: str, dtype: torch.dtype, seed: int = 0):
+    """L2-regularised logistic regression, one exp-parametrised weight per feature; the first
+    4/5 of the rows train, the rest validate."""
     t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-    feats = t(rng.standard_normal((n, d)))
-    labels = torch.sign(feats @ t(rng.standard_normal(d)) + t(rng.standard_normal(n)))
+    feats, labels, y = (t(a) for a in logistic_arrays(n, d, seed))
     tr, va = slice(0, n * 4 // 5), slice(n * 4 // 5, n)
 
     def inner(x, y):
@@ -65,8 +77,7 @@ def logistic_problem(n: int, d: int, device: str, dtype: torch.dtype, seed: int 
         return torch.nn.functional.softplus(-labels[va] * (feats[va] @ y)).mean()
 
     x = torch.full((d,), float(np.log(1e-2)), dtype=dtype, device=device)
-    y = t(0.01 * rng.standard_normal(d))
-    return outer, inner, x, y, 1.0 / (0.25 * float(np.linalg.norm(rng.standard_normal(1))) + 1.0)
+    return outer, inner, x, y, 1.0
 
 
 MIN_SAMPLE_SECONDS = 0.005

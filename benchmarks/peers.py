@@ -180,12 +180,14 @@ class _BettyLevel:
         return self.params
 
 
-def betty_implicit(outer, inner, x, y, method: str) -> Callable[[], torch.Tensor]:
+def betty_implicit(
+    outer, inner, x, y, method: str, steps: int = STEPS
+) -> Callable[[], torch.Tensor]:
     """grad_x f + Betty's implicit term (its functions return -(d^2 g/dx dy) H^-1 grad_y f)."""
     from betty import hypergradient as betty_hypergradient
     from betty.configs import Config
 
-    config = Config(cg_iterations=STEPS, cg_alpha=1.0, neumann_iterations=STEPS, neumann_alpha=1.0)
+    config = Config(cg_iterations=steps, cg_alpha=1.0, neumann_iterations=steps, neumann_alpha=1.0)
     solve = getattr(betty_hypergradient, method)
 
     def run() -> torch.Tensor:
@@ -199,7 +201,9 @@ def betty_implicit(outer, inner, x, y, method: str) -> Callable[[], torch.Tensor
     return run
 
 
-def boat_implicit(outer, inner, x, y, method: str, lr: float = 1.0) -> Callable[[], torch.Tensor]:
+def boat_implicit(
+    outer, inner, x, y, method: str, lr: float = 1.0, steps: int = STEPS
+) -> Callable[[], torch.Tensor]:
     """BOAT's ``conjugate_gradient`` / ``neumann`` on the fixed-point map y - lr grad_y g."""
     from boat_torch.utils import op_utils
 
@@ -211,7 +215,7 @@ def boat_implicit(outer, inner, x, y, method: str, lr: float = 1.0) -> Callable[
 
     def run() -> torch.Tensor:
         xx, yy = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
-        (grad,) = solve([yy], [xx], outer(xx, yy), inner(xx, yy), STEPS, fixed_point_map, 0.0)
+        (grad,) = solve([yy], [xx], outer(xx, yy), inner(xx, yy), steps, fixed_point_map, 0.0)
         return grad
 
     return run
