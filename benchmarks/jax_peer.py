@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from search import steps_to
+
 TARGETS = (1e-3, 1e-6, 1e-10)
 
 
@@ -115,35 +118,6 @@ def build(outer, inner, jax, jnp, lax, lr: float):
         return jax.jit(jax.grad(phi))
 
     return cg, itd
-
-
-def steps_to(error, target: float, cap: int, _=None):
-    """The search of ``time_to_accuracy.steps_to`` without a hint (kept in step with it)."""
-    seen: dict[int, float] = {}
-
-    def e(k):
-        if k not in seen:
-            seen[k] = error(k)
-        return seen[k]
-
-    low, k = 0, 1
-    while True:
-        if k > cap or not math.isfinite(e(k)):
-            finite = [v for v in seen.values() if math.isfinite(v)]
-            return None, min(finite, default=float("nan"))
-        if e(k) <= target:
-            high = k
-            break
-        if k >= 64 and low in seen and e(k) >= 0.99 * seen[low]:
-            return None, min(seen.values())
-        low, k = k, 2 * k
-    while high - low > 1:
-        mid = (low + high) // 2
-        if e(mid) <= target:
-            high = mid
-        else:
-            low = mid
-    return high, seen[high]
 
 
 def outer_loop(outer, inner, x, y, settings: dict, jax, jnp, lax) -> list[dict]:
