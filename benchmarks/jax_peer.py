@@ -90,6 +90,20 @@ def objectives(data, jnp, jax):
     raise ValueError(f"unknown problem kind {kind!r}")
 
 
+def cg_steps(hvp, v, r, steps, lax):
+    """``steps`` CG iterations on H v = b from v, with r = b - H v (the loop both modes run)."""
+
+    def body(_, state):
+        v, r, p, rr = state
+        hp = hvp(p)
+        alpha = rr / (p @ hp)
+        v, r = v + alpha * p, r - alpha * hp
+        rr_new = r @ r
+        return v, r, r + (rr_new / rr) * p, rr_new
+
+    return lax.fori_loop(0, steps, body, (v, r, r, r @ r))[0]
+
+
 def build(outer, inner, jax, jnp, lax, lr: float):
     grad_y_g = jax.grad(inner, argnums=1)
 
@@ -97,16 +111,7 @@ def build(outer, inner, jax, jnp, lax, lr: float):
     def cg(x, y, steps):
         gx_f, b = jax.grad(outer, argnums=(0, 1))(x, y)
         _, hvp = jax.linearize(lambda yy: grad_y_g(x, yy), y)
-
-        def body(_, state):
-            v, r, p, rr = state
-            hp = hvp(p)
-            alpha = rr / (p @ hp)
-            v, r = v + alpha * p, r - alpha * hp
-            rr_new = r @ r
-            return v, r, r + (rr_new / rr) * p, rr_new
-
-        v, *_ = lax.fori_loop(0, steps, body, (jnp.zeros_like(b), b, b, b @ b))
+        v = cg_steps(hvp, jnp.zeros_like(b), b, steps, lax)
         mixed = jax.grad(lambda xx: grad_y_g(xx, y) @ v)(x)
         return gx_f - mixed
 
@@ -129,17 +134,7 @@ def outer_loop(outer, inner, x, y, settings: dict, jax, jnp, lax) -> list[dict]:
         y = lax.fori_loop(0, d, lambda _, yy: yy - lr * grad_y_g(x, yy), y)
         gx_f, b = jax.grad(outer, argnums=(0, 1))(x, y)
         _, hvp = jax.linearize(lambda yy: grad_y_g(x, yy), y)
-
-        def body(_, state):
-            v, r, p, rr = state
-            hp = hvp(p)
-            alpha = rr / (p @ hp)
-            v, r = v + alpha * p, r - alpha * hp
-            rr_new = r @ r
-            return v, r, r + (rr_new / rr) * p, rr_new
-
-        r = b - hvp(v)
-        v, *_ = lax.fori_loop(0, n, body, (v, r, r, r @ r))
+        v = cg_steps(hvp, v, b - hvp(v), n, lax)
         mixed = jax.grad(lambda xx: grad_y_g(xx, y) @ v)(x)
         return x - settings["outer_lr"] * (gx_f - mixed), y, v
 
