@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hypergradient import logistic_arrays, logistic_problem
-from time_to_accuracy import JAX_PYTHON, machine
+from time_to_accuracy import dense_reference, machine, newton_solution, run_jax_peer
 
 from bilevel.solvers import AIDBiO
 
@@ -151,18 +148,12 @@ LOOPS: dict[str, Callable] = {
 
 
 def exact_loop(outer, inner, x0, y0) -> list[float]:
-    """Validation losses of the AID-BiO update with exact inner quantities (float64)."""
+    """Validation losses of the AID-BiO update with exact inner quantities (float64): y by
+    Newton's method, the hypergradient by the dense implicit-function formula."""
     x, y, losses = x0, y0, [float(outer(x0, y0))]
     for _ in range(ITERATIONS):
-        for _ in range(50):
-            gradient = torch.func.grad(inner, argnums=1)(x, y)
-            if gradient.norm() <= 1e-12:
-                break
-            y = y - torch.linalg.solve(torch.func.hessian(inner, argnums=1)(x, y), gradient)
-        hessian = torch.func.hessian(inner, argnums=1)(x, y)
-        mixed = torch.func.jacrev(torch.func.grad(inner, argnums=1), argnums=0)(x, y)
-        grad_x_f, grad_y_f = torch.func.grad(outer, argnums=(0, 1))(x, y)
-        x = x - OUTER_LR * (grad_x_f - mixed.T @ torch.linalg.solve(hessian, grad_y_f))
+        y = newton_solution(inner, x, y, tol=1e-12)
+        x = x - OUTER_LR * dense_reference(outer, inner, x, y)
         losses.append(float(outer(x, y)))
     return losses
 
@@ -182,26 +173,17 @@ def timed_run(make, outer, inner, x0, y0, target: float) -> dict:
 
 
 def jax_loop(dtype_name: str, target: float) -> list[dict] | str:
-    if not JAX_PYTHON.exists():
-        return "no .venv-jax (make bench-jax)"
     feats, labels, _ = logistic_arrays(5000, 500)
-    with tempfile.TemporaryDirectory() as folder:
-        data = Path(folder) / "problem.npz"
-        np.savez(data, kind="logistic", feats=feats, labels=labels, split=4000,
-                 x=np.full(500, np.log(1e-2)), y=np.zeros(500), exact=np.zeros(500), lr=INNER_LR,
-                 cap_cg=0, cap_itd=0)  # fmt: skip
-        done = subprocess.run(
-            [str(JAX_PYTHON), str(Path(__file__).parent / "jax_peer.py"), "--data", str(data),
-             "--dtype", dtype_name, "--outer-loop", json.dumps(
-                 {"iterations": ITERATIONS, "inner_steps": INNER_STEPS, "inner_lr": INNER_LR,
-                  "solver_steps": SOLVER_STEPS, "outer_lr": OUTER_LR, "target": target,
-                  "repeats": REPEATS})],
-            capture_output=True, text=True, check=False, timeout=3600,
-            env={**os.environ, "JAX_PLATFORMS": "cpu"},
-        )  # fmt: skip
-    if done.returncode != 0:
-        return (done.stderr.strip().splitlines() or ["no output"])[-1][:90]
-    return json.loads(done.stdout)
+    arrays = {"kind": "logistic", "feats": feats, "labels": labels, "split": 4000,
+              "x": np.full(500, np.log(1e-2)), "y": np.zeros(500), "exact": np.zeros(500),
+              "lr": INNER_LR, "cap_cg": 0, "cap_itd": 0}  # fmt: skip
+    settings = {"iterations": ITERATIONS, "inner_steps": INNER_STEPS, "inner_lr": INNER_LR,
+                "solver_steps": SOLVER_STEPS, "outer_lr": OUTER_LR, "target": target,
+                "repeats": REPEATS}  # fmt: skip
+    ok, answer = run_jax_peer(
+        arrays, ["--dtype", dtype_name, "--outer-loop", json.dumps(settings)]
+    )
+    return answer if ok else str(answer)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ Run: ``python benchmarks/time_to_accuracy.py [--problems logistic,quadratic,mlp]
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -48,6 +49,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -261,13 +263,16 @@ def mlp_solution(inner, x: torch.Tensor, y: torch.Tensor, tol: float = 1e-10) ->
     raise RuntimeError(f"Newton-CG: max |grad_y g| = {gradient.abs().max():.2e} > {tol}")
 
 
-def mlp(dtype: torch.dtype, _cache: dict = {}) -> Problem:  # noqa: B006 (one solve per run)
-    if "solution" not in _cache:
-        outer, inner, x, y0 = mlp_objectives(torch.float64)
-        y = mlp_solution(inner, x, y0)
-        _cache["solution"] = (x, y, cg_reference(outer, inner, x, y),
-                              1.0 / largest_eigenvalue(inner, x, y))  # fmt: skip
-    x, y, exact, lr = _cache["solution"]
+@functools.cache
+def mlp_reference() -> tuple[torch.Tensor, ...]:
+    """(x, the inner solution, the reference, 1/L) of the MLP in float64, solved once a run."""
+    outer, inner, x, y0 = mlp_objectives(torch.float64)
+    y = mlp_solution(inner, x, y0)
+    return x, y, cg_reference(outer, inner, x, y), 1.0 / largest_eigenvalue(inner, x, y)
+
+
+def mlp(dtype: torch.dtype) -> Problem:
+    x, y, exact, lr = mlp_reference()
     o, i, *_ = mlp_objectives(dtype)
     caps = {"cg": 2048, "neumann": 2048, "itd": 512}
     return Problem("mlp", o, i, x.to(dtype), y.to(dtype), lr, exact, caps, y.numel(), mlp_arrays())
@@ -381,30 +386,36 @@ def _describe(row: dict) -> str:
 def jax_rows(p: Problem, dtype_name: str, repeats: int) -> list[dict]:
     """The JAX peer's rows, measured by ``jax_peer.py`` in its own environment on the same data,
     inner solution and reference (handed over in an .npz file)."""
-    import tempfile
-
     base = {"problem": p.name, "dtype": dtype_name, "library": "JAX (jit)"}
 
     def failed(why: str) -> list[dict]:
         return [{**base, "family": f, "target": t, "failed": why[:90]}
                 for f in ("AID-CG", "ITD") for t in TARGETS]  # fmt: skip
 
+    arrays = {**p.arrays, "x": p.x.double().numpy(), "y": p.y.double().numpy(),
+              "exact": p.exact.numpy(), "lr": p.lr, "cap_cg": p.max_steps["cg"],
+              "cap_itd": p.max_steps["itd"]}  # fmt: skip
+    ok, answer = run_jax_peer(arrays, ["--dtype", dtype_name, "--repeats", str(repeats)])
+    return [{**base, **row} for row in answer] if ok else failed(answer)
+
+
+def run_jax_peer(arrays: dict, arguments: list[str]) -> tuple[bool, object]:
+    """(True, the parsed JSON that ``jax_peer.py`` printed) or (False, why it could not run):
+    ``arrays`` go to it as an .npz file, in ``.venv-jax``, on the CPU."""
     if not JAX_PYTHON.exists():
-        return failed("no .venv-jax (make bench-jax)")
+        return False, "no .venv-jax (make bench-jax)"
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "problem.npz"
-        np.savez(data, **p.arrays, x=p.x.double().numpy(), y=p.y.double().numpy(),
-                 exact=p.exact.numpy(), lr=p.lr, cap_cg=p.max_steps["cg"],
-                 cap_itd=p.max_steps["itd"])  # fmt: skip
+        np.savez(data, **arrays)
         done = subprocess.run(
             [str(JAX_PYTHON), str(Path(__file__).parent / "jax_peer.py"), "--data", str(data),
-             "--dtype", dtype_name, "--repeats", str(repeats)],
+             *arguments],
             capture_output=True, text=True, check=False, timeout=3600,
             env={**os.environ, "JAX_PLATFORMS": "cpu"},
         )  # fmt: skip
     if done.returncode != 0:
-        return failed((done.stderr.strip().splitlines() or ["no output"])[-1])
-    return [{**base, **row} for row in json.loads(done.stdout)]
+        return False, (done.stderr.strip().splitlines() or ["no output"])[-1][:90]
+    return True, json.loads(done.stdout)
 
 
 # ---------------------------------------------------------------- tables ---------------------
