@@ -295,9 +295,15 @@ def candidates(p: Problem) -> list[tuple[str, str, Callable[[int], Fn]]]:
             return torchopt.linear_solve.solve_cg(maxiter=steps, rtol=0.0, atol=0.0)
         return torchopt.linear_solve.solve_inv(ns=True, maxiter=steps, alpha=lr)
 
+    mixed = [
+        ("AID-CG, float32 rounds", "bilevel",
+         lambda k: lambda: hypergradient(o, i, x, y, method="cg", steps=k, tol=0.0,
+                                         low_precision=torch.float32)),
+    ] if x.dtype == torch.float64 else []
     return [
         ("AID-CG", "bilevel",
          lambda k: lambda: hypergradient(o, i, x, y, method="cg", steps=k, tol=0.0)),
+        *mixed,
         ("AID-CG", "plain torch.autograd", lambda k: lambda: plain_cg(o, i, x, y, k)),
         ("AID-CG", "TorchOpt", lambda k: torchopt_implicit(o, i, x, y, torchopt_solver("cg", k))),
         ("AID-CG", "BOAT", lambda k: boat_implicit(o, i, x, y, "conjugate_gradient", steps=k)),
@@ -348,7 +354,7 @@ def measure(p: Problem, dtype_name: str, repeats: int, progress=print) -> list[d
     target interleaved, one target and family at a time."""
     rows, hints, makers = [], {}, {}
     for family, library, make in candidates(p):
-        family_key = {"AID-CG": "cg", "AID-Neumann": "neumann", "ITD": "itd"}[family]
+        family_key = {"AID-CG": "cg", "AID-Neumann": "neumann", "ITD": "itd"}[family.split(",")[0]]
         for target in TARGETS:
             row = {"problem": p.name, "dtype": dtype_name, "family": family,
                    "library": library, "target": target}  # fmt: skip

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import linear_solvers
+from . import linear_solvers, refinement
 from ._flat import check_finite, check_step_size, check_steps
 from ._outer import OuterAlgorithm, OuterState, check_objectives
 from .linear_solvers import check_terms_contract
@@ -59,6 +59,9 @@ class AIDBiO(OuterAlgorithm):
     warm_start_v: bool = True
     warm_start_y: bool = True
     smoothness: Smoothness | None = None  # L_g, L_Phi: steps checked against 2/L
+    #: with ``solver="cg"``: CG in this coarser dtype, refined by working-precision residuals
+    #: (``bilevel.solvers.refinement``), e.g. ``torch.float32`` for float64 problems
+    low_precision: torch.dtype | None = None
 
     def __post_init__(self) -> None:
         check_objectives(self.outer, self.inner, 2, "AIDBiO")
@@ -70,6 +73,8 @@ class AIDBiO(OuterAlgorithm):
             raise ValueError(f"unknown solver {self.solver!r}; choose one of {SOLVERS}")
         if self.solver_lr is not None:
             check_step_size(self.solver_lr, "solver_lr")
+        if self.low_precision is not None and self.solver != "cg":
+            raise ValueError(f"low_precision applies to solver='cg', not {self.solver!r}")
         neumann_lr = (self.solver_lr or self.inner_lr) if self.solver == "neumann" else None
         check_inner_and_outer_steps(
             self.smoothness,
@@ -78,6 +83,8 @@ class AIDBiO(OuterAlgorithm):
         )
 
     def init_vectors(self, x: torch.Tensor, y: torch.Tensor) -> AIDBiOState:
+        if self.low_precision is not None:
+            refinement.check_low_precision(self.low_precision, y.dtype)
         return AIDBiOState(x.detach().clone(), y.detach().clone(), v=torch.zeros_like(y))
 
     def step_vectors(self, state: AIDBiOState) -> AIDBiOState:
@@ -93,7 +100,14 @@ class AIDBiO(OuterAlgorithm):
         oracle = SecondOrderOracle(self.inner, x, y, counts)
         v0 = state.v if self.warm_start_v else None
         try:
-            if self.solver == "cg":
+            if self.solver == "cg" and self.low_precision is not None:
+                low = self.low_precision
+                v = refinement.refined_conjugate_gradient(
+                    oracle,
+                    lambda: refinement.low_precision_oracle(self.inner, x, y, low, counts),
+                    grad_y_f, solver_steps, v0, 0.0,
+                )  # fmt: skip
+            elif self.solver == "cg":
                 v = linear_solvers.conjugate_gradient(oracle, grad_y_f, solver_steps, v0, 0.0)
             else:
                 eta = self.solver_lr or self.inner_lr

@@ -40,7 +40,7 @@ def _estimator(method: str, summary: str) -> Callable[..., Tree]:
 
 
 exact = _estimator("exact", "grad_x f - (d^2 g/dx dy) H^-1 grad_y f by a dense solve")
-cg = _estimator("cg", "AID-CG: v = K conjugate-gradient steps on H v = grad_y f (steps, v0, tol)")
+cg = _estimator("cg", "AID-CG: v = K conjugate-gradient steps on H v = grad_y f (steps, v0, tol, low_precision)")
 neumann = _estimator(
     "neumann", "AID-Neumann: v = eta sum_{q<Q} (I - eta H)^q grad_y f (steps = Q, lr = eta)"
 )

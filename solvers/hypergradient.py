@@ -9,7 +9,9 @@ grad_y f(x, y). Every implicit method returns
 and differs only in how v is obtained:
 
 - ``"exact"``: dense solve v = H^-1 b (small problems; refuses above ``DENSE_MAX_DIM``).
-- ``"cg"`` (``steps=K``, ``v0=None``, ``tol=None``): K conjugate-gradient iterations from v_0.
+- ``"cg"`` (``steps=K``, ``v0=None``, ``tol=None``, ``low_precision=None``): K conjugate-gradient
+  iterations from v_0; ``low_precision=torch.float32`` runs them in float32, refined by
+  working-precision residuals to the working precision's accuracy (``bilevel.solvers.refinement``).
 - ``"neumann"`` (``steps=Q``, ``lr=eta``): v_Q = eta sum_{q=0}^{Q-1} (I - eta H)^q b.
 - ``"rt"`` (``p``, ``lr=eta``, ``mu``, ``L=None``, ``generator``, ``level=None``): randomized
   truncation, unbiased for the ``"exact"`` value; refuses configurations with infinite
@@ -36,7 +38,7 @@ from typing import Any
 
 import torch
 
-from . import linear_solvers
+from . import linear_solvers, refinement
 from ._flat import (
     Tree,
     batched_flat_objective,
@@ -53,7 +55,7 @@ from .stocbio import stocbio_hypergradient
 
 _OPTIONS: dict[str, dict[str, Any]] = {
     "exact": {},
-    "cg": {"steps": None, "v0": None, "tol": None},
+    "cg": {"steps": None, "v0": None, "tol": None, "low_precision": None},
     "neumann": {"steps": None, "lr": None},
     "rt": {"p": None, "lr": None, "mu": None, "L": None, "generator": None, "level": None},
     "fo": {},
@@ -112,8 +114,11 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_v0(opts: dict[str, Any], y_flat: torch.Tensor) -> None:
-    """CG's warm start ``v0`` (any tree shaped like y) as a flat vector, validated before any
-    oracle call, like every option."""
+    """CG's warm start ``v0`` (any tree shaped like y) as a flat vector, and its
+    ``low_precision`` checked against y's dtype: validated before any oracle call, like every
+    option."""
+    if opts.get("low_precision") is not None:
+        refinement.check_low_precision(opts["low_precision"], y_flat.dtype)
     if opts.get("v0") is not None:
         v0 = flatten(opts["v0"], "v0")[0]
         if v0.shape != y_flat.shape:
@@ -232,7 +237,14 @@ def solve_linear_system(
         v = linear_solvers.dense_solve(g, x, y, b, counts)
         return v, SecondOrderOracle(g, x, y, counts)
     oracle = SecondOrderOracle(g, x, y, counts)
-    if method == "cg":
+    if method == "cg" and opts["low_precision"] is not None:
+        low = opts["low_precision"]
+        v = refinement.refined_conjugate_gradient(
+            oracle,
+            lambda: refinement.low_precision_oracle(g, x, y, low, counts),
+            b, opts["steps"], opts["v0"], opts["tol"],
+        )  # fmt: skip
+    elif method == "cg":
         v = linear_solvers.conjugate_gradient(oracle, b, opts["steps"], opts["v0"], opts["tol"])
     elif method == "neumann":
         v = linear_solvers.neumann(oracle, b, opts["steps"], opts["lr"])
