@@ -9,7 +9,8 @@ outer iterations from x0 = log(1e-2), y0 = 0:
     v <- N = 10 CG steps on H v = grad_y f from the previous v,
     x <- x - beta (grad_x f - (d^2 g / dx dy) v),   beta = 100.
 
-- bilevel: ``bilevel.solvers.AIDBiO`` (warm y and v; its own oracles and checks);
+- bilevel: ``bilevel.solvers.AIDBiO`` (warm y and v; its own oracles and checks), and the same
+  with ``low_precision=torch.float32`` (its CG in float32 rounds refined in float64);
 - plain torch.autograd: the same loop in a few lines (``peers.plain_cg``'s recurrence, warm v);
 - TorchOpt: the inner GD loop above, then ``custom_root`` with ``solve_cg(maxiter=10)`` (its
   implicit layer keeps no v between calls: each solve starts from 0, as a TorchOpt user's would);
@@ -82,10 +83,18 @@ def cg_hypergradient(outer, inner, x, y, v, steps: int = SOLVER_STEPS):
 # each: (outer, inner, x0, y0) -> a step function state -> state, and state -> x, y
 
 
-def bilevel_loop(outer, inner, x0, y0):
+def bilevel_loop(outer, inner, x0, y0, low_precision: torch.dtype | None = None):
     algo = AIDBiO(outer=outer, inner=inner, inner_steps=INNER_STEPS, inner_lr=INNER_LR,
-                  outer_lr=OUTER_LR, solver="cg", solver_steps=SOLVER_STEPS)  # fmt: skip
+                  outer_lr=OUTER_LR, solver="cg", solver_steps=SOLVER_STEPS,
+                  low_precision=low_precision)  # fmt: skip
     return algo.init(x0, y0), algo.step, lambda s: (s.x, s.y)
+
+
+def bilevel_float32_rounds_loop(outer, inner, x0, y0):
+    """AIDBiO with its CG in float32 rounds refined in float64 (float64 runs only)."""
+    if x0.dtype != torch.float64:
+        raise ValueError("float32 rounds refine a float64 problem; this run is not float64")
+    return bilevel_loop(outer, inner, x0, y0, low_precision=torch.float32)
 
 
 def plain_loop(outer, inner, x0, y0):
@@ -141,6 +150,7 @@ def boat_loop(outer, inner, x0, y0):
 
 LOOPS: dict[str, Callable] = {
     "bilevel (AIDBiO)": bilevel_loop,
+    "bilevel (AIDBiO, float32 CG rounds)": bilevel_float32_rounds_loop,
     "plain torch.autograd": plain_loop,
     "TorchOpt (implicit, cold v)": torchopt_loop,
     "BOAT (CG core, cold v)": boat_loop,
