@@ -68,7 +68,7 @@ def _cached_cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if hit is not None and hit[0]() is tensor and hit[1] == tensor._version:
         return hit[2]
     low = tensor.detach().to(dtype)
-    if hit is None:
+    if hit is None or hit[0]() is not tensor:  # a new tensor under this key: drop it at death
         weakref.finalize(tensor, _drop, key)
     _CACHE[key] = (weakref.ref(tensor), tensor._version, low)
     return low
@@ -156,7 +156,9 @@ def refined_conjugate_gradient(
         try:
             d = conjugate_gradient(low, (r / r_norm).to(low.grad_y_inner.dtype),
                                    min(cap, steps - spent), tol=ROUND_TOL)  # fmt: skip
-        except ValueError:  # p^T H p <= 0 in the low precision only: H nearly singular there
+        except (ValueError, FloatingPointError):
+            # p^T H p <= 0 or NaN/inf in the low precision only (H nearly singular, or g
+            # overflowing there): working-precision CG decides, and raises if H itself is bad
             spent += low.counts.hvp - before
             return conjugate_gradient(oracle, b, steps - spent, v0=v, tol=tol)
         spent += low.counts.hvp - before
@@ -167,8 +169,9 @@ def refined_conjugate_gradient(
         previous, r_norm = r_norm, float(torch.linalg.vector_norm(r))
         if not math.isfinite(r_norm):
             raise FloatingPointError(
-                f"refined CG: the working-precision residual is NaN/inf after {spent} "
-                "low-precision steps; likely cause: g overflows in the low precision"
+                f"refined CG: the working-precision residual b - H v is NaN/inf after {spent} "
+                "low-precision steps; likely cause: H v overflows at the corrected v (an inner "
+                "Hessian close to singular, so that the correction is huge)"
             )
         if r_norm > MIN_ROUND_GAIN * previous:
             return conjugate_gradient(oracle, b, steps - spent, v0=v, tol=tol)

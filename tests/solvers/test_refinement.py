@@ -110,6 +110,24 @@ def test_ill_conditioned_falls_back_to_float64_cg() -> None:
     assert _relative_error(refined, exact) <= max(10 * _relative_error(plain, exact), 1e-6)
 
 
+def test_float32_overflow_falls_back_to_float64_cg() -> None:
+    """g = 1/2 c^-2 ||c y||^2 - y^T x with c = 1e20: ||c y||^2 ~ 1e41 overflows float32 (max
+    3.4e38) but not float64. The float32 round meets NaN; float64 CG must take over and return
+    the exact hypergradient (H = I: CG is exact in one step)."""
+    scale = torch.tensor(1e20, dtype=torch.float64)
+
+    def inner(x, y):
+        return 0.5 * ((scale * y) @ (scale * y)) / scale**2 - y @ x
+
+    def outer(x, y):
+        return 0.5 * ((y - 1.0) ** 2).sum()
+
+    x, y = torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64) + 3.0
+    exact = hypergradient(outer, inner, x, y, method="exact")
+    got = hypergradient(outer, inner, x, y, method="cg", steps=5, low_precision=torch.float32)
+    assert torch.isfinite(got).all() and _relative_error(got, exact) <= REL_TOL
+
+
 def _quadratic_form(A: torch.Tensor):
     return lambda x, y: 0.5 * y @ (A @ y) - y @ x
 
