@@ -8,7 +8,9 @@ Tolerances.
   error is about kappa u_32 = 100 * 6e-8 = 6e-6, five orders above, which the planted
   "no refinement" variant below shows (it must fail the same bound).
 - The fallback (kappa u_32 > 1, where float32 rounds cannot shrink the residual) is held to
-  what float64 CG reaches with the same budget: it ends as float64 CG from the rounds' iterate.
+  what float64 CG reaches with the same budget: it ends as float64 CG from the rounds' iterate,
+  a warm start CG's error bound does not order against a cold one, so the bound is plain CG's
+  error times 10 (or 1e-6, kappa u_64 = 1e-7 times 10): a stated margin, not a derivation.
 """
 
 from __future__ import annotations
