@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: verify verify-mutants test test-slow lint bench bench-peers bench-peers-install bench-jax bench-time-to-accuracy bench-verify figures stress kill-resume examples docs clean
+.PHONY: verify verify-mutants test test-slow lint bench bench-peers bench-peers-install bench-jax bench-time-to-accuracy bench-kernels bench-verify figures stress kill-resume examples docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ bench-time-to-accuracy: bench-peers-install bench-jax
 	$(BIN)/python -W ignore benchmarks/time_to_accuracy.py --out benchmarks/results-time-to-accuracy-cpu.md
 	$(BIN)/python -W ignore benchmarks/outer_loop.py --out benchmarks/results-outer-loop-cpu-float64.md
 	$(BIN)/python -W ignore benchmarks/outer_loop.py --dtype float32 --out benchmarks/results-outer-loop-cpu-float32.md
+
+# the matrix-vector kernels under the logistic HVP, in both environments (torch/numpy, JAX)
+bench-kernels: $(STAMP) bench-jax
+	{ echo "# torch / numpy (.venv)"; $(BIN)/python benchmarks/gemv_kernels.py; echo; \
+	  echo "# JAX / numpy (.venv-jax)"; .venv-jax/bin/python benchmarks/gemv_kernels.py; } \
+	  > benchmarks/results-gemv-kernels-cpu.md
+	$(BIN)/python benchmarks/mlp_spectrum.py > benchmarks/results-mlp-spectrum-cpu.md
 
 bench-verify: $(STAMP)
 	$(BIN)/python benchmarks/verify_time.py --out benchmarks/results-verify-time.md
