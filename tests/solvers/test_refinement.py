@@ -29,13 +29,14 @@ from bilevel.solvers import OracleCounts, argmin, hypergradient, refinement
 from bilevel.solvers.linear_solvers import conjugate_gradient
 
 REL_TOL = 1e-10
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _quadratic(seed: int, kappa: float, d_y: int = 40):
+def _quadratic(seed: int, kappa: float, d_y: int = 40, device: str = "cpu"):
     inst = QuadraticBilevel.random(3, d_y, kappa, seed)
-    outer, inner = quadratic_objectives(inst)
+    outer, inner = quadratic_objectives(inst, device=device)
     rng = np.random.default_rng(seed)
-    x, y = (torch.from_numpy(rng.standard_normal(k)) for k in (3, d_y))
+    x, y = (torch.from_numpy(rng.standard_normal(k)).to(device) for k in (3, d_y))
     return outer, inner, x, y
 
 
@@ -43,14 +44,15 @@ def _relative_error(value: torch.Tensor, exact: torch.Tensor) -> float:
     return float((value - exact).norm() / exact.norm())
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), kappa=st.sampled_from([1.0, 10.0, 100.0]))
-def test_refined_cg_reaches_float64_accuracy(seed: int, kappa: float) -> None:
-    outer, inner, x, y = _quadratic(seed, kappa)
+def test_refined_cg_reaches_float64_accuracy(device: str, seed: int, kappa: float) -> None:
+    outer, inner, x, y = _quadratic(seed, kappa, device=device)
     exact = hypergradient(outer, inner, x, y, method="exact")
     refined = hypergradient(outer, inner, x, y, method="cg", steps=200,
                             low_precision=torch.float32)  # fmt: skip
-    assert refined.dtype == torch.float64
+    assert refined.dtype == torch.float64 and refined.device.type == device
     assert _relative_error(refined, exact) <= REL_TOL
 
 
