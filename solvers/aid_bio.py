@@ -101,12 +101,9 @@ class AIDBiO(OuterAlgorithm):
         v0 = state.v if self.warm_start_v else None
         try:
             if self.solver == "cg" and self.low_precision is not None:
-                low = self.low_precision
                 v = refinement.refined_conjugate_gradient(
-                    oracle,
-                    lambda: refinement.low_precision_oracle(self.inner, x, y, low, counts),
-                    grad_y_f, solver_steps, v0, 0.0,
-                )  # fmt: skip
+                    oracle, self.inner, x, y, self.low_precision, grad_y_f, solver_steps, v0, 0.0
+                )
             elif self.solver == "cg":
                 v = linear_solvers.conjugate_gradient(oracle, grad_y_f, solver_steps, v0, 0.0)
             else:

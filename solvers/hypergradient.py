@@ -238,12 +238,9 @@ def solve_linear_system(
         return v, SecondOrderOracle(g, x, y, counts)
     oracle = SecondOrderOracle(g, x, y, counts)
     if method == "cg" and opts["low_precision"] is not None:
-        low = opts["low_precision"]
         v = refinement.refined_conjugate_gradient(
-            oracle,
-            lambda: refinement.low_precision_oracle(g, x, y, low, counts),
-            b, opts["steps"], opts["v0"], opts["tol"],
-        )  # fmt: skip
+            oracle, g, x, y, opts["low_precision"], b, opts["steps"], opts["v0"], opts["tol"]
+        )
     elif method == "cg":
         v = linear_solvers.conjugate_gradient(oracle, b, opts["steps"], opts["v0"], opts["tol"])
     elif method == "neumann":

@@ -127,44 +127,42 @@ def low_precision_oracle(
 
 def refined_conjugate_gradient(
     oracle: SecondOrderOracle,
-    make_low_oracle: Callable[[], SecondOrderOracle],
+    inner: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    low: torch.dtype,
     b: torch.Tensor,
     steps: int,
     v0: torch.Tensor | None = None,
     tol: float | None = None,
 ) -> torch.Tensor:
-    """v ~ H^-1 b by low-precision CG rounds refined in ``b``'s dtype (module docstring).
+    """v ~ H^-1 b by CG rounds in ``low`` refined in ``b``'s dtype (module docstring).
 
-    ``oracle`` is the working-precision oracle (the residuals); ``make_low_oracle`` builds the
-    low-precision one, called once and only if a round is needed. ``steps`` bounds the CG
-    iterations of both precisions together; ``tol`` (default: the working dtype's machine
-    epsilon) is the relative working-precision residual to stop at. A round ends at its
-    tolerance ``ROUND_TOL`` or after ``FIRST_ROUND_STEPS * 2^j`` steps (round j), whichever
-    comes first.
+    ``oracle`` is the working-precision oracle of g = ``inner`` at (x, y) (the residuals); the
+    low-precision one (``low_precision_oracle``) is built once, and only if a round is needed.
+    ``steps`` bounds the CG iterations of both precisions together; ``tol`` (default: the
+    working dtype's machine epsilon) is the relative working-precision residual to stop at. A
+    round ends at its tolerance ``ROUND_TOL`` or after ``FIRST_ROUND_STEPS * 2^j`` steps (round
+    j), whichever comes first.
     """
     tol = torch.finfo(b.dtype).eps if tol is None else tol
     b_norm = float(torch.linalg.vector_norm(b))
     v = torch.zeros_like(b) if v0 is None else v0.clone()
     r = b.clone() if v0 is None else b - oracle.hvp(v)
-    low: SecondOrderOracle | None = None
+    low_oracle: SecondOrderOracle | None = None
     spent, rounds = 0, 0
     r_norm = float(torch.linalg.vector_norm(r))
     while spent < steps and r_norm > tol * b_norm:
-        low = make_low_oracle() if low is None else low
-        before, cap = low.counts.hvp, FIRST_ROUND_STEPS * 2**rounds
-        rounds += 1
-        try:
-            d = conjugate_gradient(low, (r / r_norm).to(low.grad_y_inner.dtype),
-                                   min(cap, steps - spent), tol=ROUND_TOL)  # fmt: skip
-        except (ValueError, FloatingPointError):
-            # p^T H p <= 0 or NaN/inf in the low precision only (H nearly singular, or g
-            # overflowing there): working-precision CG decides, and raises if H itself is bad
-            spent += low.counts.hvp - before
-            return conjugate_gradient(oracle, b, steps - spent, v0=v, tol=tol)
-        spent += low.counts.hvp - before
-        v.add_(d.to(b.dtype), alpha=r_norm)
+        if low_oracle is None:
+            low_oracle = low_precision_oracle(inner, x, y, low, oracle.counts)
+        cap = min(FIRST_ROUND_STEPS * 2**rounds, steps - spent)
+        correction, used = _low_precision_round(low_oracle, r / r_norm, cap)
+        spent, rounds = spent + used, rounds + 1
+        if correction is None:
+            break
+        v.add_(correction.to(b.dtype), alpha=r_norm)
         if spent >= steps:
-            break  # budget spent: no residual to check it against
+            return v  # budget spent: no residual to check it against
         r = b - oracle.hvp(v)
         previous, r_norm = r_norm, float(torch.linalg.vector_norm(r))
         if not math.isfinite(r_norm):
@@ -174,5 +172,25 @@ def refined_conjugate_gradient(
                 "Hessian close to singular, so that the correction is huge)"
             )
         if r_norm > MIN_ROUND_GAIN * previous:
-            return conjugate_gradient(oracle, b, steps - spent, v0=v, tol=tol)
-    return v
+            break
+    else:
+        return v
+    # a round failed or gained too little: working-precision CG finishes the budget from v
+    return conjugate_gradient(oracle, b, steps - spent, v0=v, tol=tol)
+
+
+def _low_precision_round(
+    low_oracle: SecondOrderOracle, direction: torch.Tensor, steps: int
+) -> tuple[torch.Tensor | None, int]:
+    """(d ~ H_low^-1 direction by at most ``steps`` low-precision CG steps to ``ROUND_TOL``, the
+    steps taken); d is None when CG meets p^T H p <= 0 or NaN/inf in the low precision only (H
+    nearly singular, or g overflowing, there): working-precision CG then decides, and raises if
+    H itself is bad."""
+    before = low_oracle.counts.hvp
+    try:
+        d = conjugate_gradient(
+            low_oracle, direction.to(low_oracle.grad_y_inner.dtype), steps, tol=ROUND_TOL
+        )
+    except (ValueError, FloatingPointError):
+        d = None
+    return d, low_oracle.counts.hvp - before

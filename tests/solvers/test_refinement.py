@@ -62,9 +62,9 @@ def test_the_bound_refutes_float32_cg_without_refinement(monkeypatch) -> None:
     outer, inner, x, y = _quadratic(0, 100.0)
     exact = hypergradient(outer, inner, x, y, method="exact")
 
-    def unrefined_cg(oracle, make_low_oracle, b, steps, v0=None, tol=None):
-        low = make_low_oracle()
-        return conjugate_gradient(low, b.to(torch.float32), steps).to(b.dtype)
+    def unrefined_cg(oracle, inner, x, y, low, b, steps, v0=None, tol=None):
+        low_oracle = refinement.low_precision_oracle(inner, x, y, low, oracle.counts)
+        return conjugate_gradient(low_oracle, b.to(low), steps).to(b.dtype)
 
     monkeypatch.setattr(refinement, "refined_conjugate_gradient", unrefined_cg)
     unrefined = hypergradient(outer, inner, x, y, method="cg", steps=200,
