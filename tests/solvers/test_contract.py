@@ -29,6 +29,8 @@ from bilevel.analysis import QuadraticBilevel
 from bilevel.proofs_checks.instances import quadratic_objectives
 from bilevel.solvers import METHODS, OracleCounts, hypergradient
 
+from ._linear_model import linear_model_problem
+
 REL_TOL = 1e-10
 U64 = float(np.finfo(np.float64).eps) / 2
 
@@ -224,22 +226,7 @@ def test_tuple_and_dict_variables_give_the_flat_result() -> None:
 
 
 def test_module_parameters_through_functional_call() -> None:
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1, dtype=torch.float64)
-    data = torch.randn(20, 3, dtype=torch.float64)
-    target = torch.randn(20, 1, dtype=torch.float64)
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def inner(log_lam, p):
-        pred = torch.func.functional_call(model, p, (data,))
-        reg = sum((w**2).sum() for w in p.values())
-        return ((pred - target) ** 2).mean() + torch.exp(log_lam).squeeze() * reg
-
-    def outer(log_lam, p):
-        pred = torch.func.functional_call(model, p, (data[:10],))
-        return ((pred - target[:10]) ** 2).mean()
-
-    lam = torch.zeros(1, dtype=torch.float64)
+    outer, inner, lam, params = linear_model_problem()
     exact = hypergradient(outer, inner, lam, params, method="exact")
     cg = hypergradient(outer, inner, lam, params, method="cg", steps=4)  # 4 inner parameters
     assert exact.shape == (1,) and torch.allclose(exact, cg, rtol=1e-9, atol=1e-12)

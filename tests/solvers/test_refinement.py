@@ -28,6 +28,8 @@ from bilevel.proofs_checks.instances import quadratic_objectives
 from bilevel.solvers import OracleCounts, argmin, hypergradient, refinement
 from bilevel.solvers.linear_solvers import conjugate_gradient
 
+from ._linear_model import linear_model_problem
+
 REL_TOL = 1e-10
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -159,22 +161,7 @@ def test_captured_data_is_cast_once_while_it_lives() -> None:
 
 
 def test_trees_modules_and_argmin_take_the_option() -> None:
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1, dtype=torch.float64)
-    data = torch.randn(20, 3, dtype=torch.float64)
-    target = torch.randn(20, 1, dtype=torch.float64)
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def inner(log_lam, p):
-        pred = torch.func.functional_call(model, p, (data,))
-        return ((pred - target) ** 2).mean() + torch.exp(log_lam).squeeze() * sum(
-            (w**2).sum() for w in p.values()
-        )
-
-    def outer(log_lam, p):
-        return ((torch.func.functional_call(model, p, (data[:10],)) - target[:10]) ** 2).mean()
-
-    lam = torch.zeros(1, dtype=torch.float64)
+    outer, inner, lam, params = linear_model_problem()
     exact = hypergradient(outer, inner, lam, params, method="exact")
     got = hypergradient(outer, inner, lam, params, method="cg", steps=40,
                         low_precision=torch.float32)  # fmt: skip
