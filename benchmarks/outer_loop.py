@@ -91,9 +91,8 @@ def bilevel_loop(outer, inner, x0, y0, low_precision: torch.dtype | None = None)
 
 
 def bilevel_float32_rounds_loop(outer, inner, x0, y0):
-    """AIDBiO with its CG in float32 rounds refined in float64 (float64 runs only)."""
-    if x0.dtype != torch.float64:
-        raise ValueError("float32 rounds refine a float64 problem; this run is not float64")
+    """AIDBiO with its CG in float32 rounds refined in float64 (float64 runs only: on a float32
+    problem AIDBiO refuses ``low_precision=torch.float32`` itself)."""
     return bilevel_loop(outer, inner, x0, y0, low_precision=torch.float32)
 
 
