@@ -8,8 +8,9 @@ has a linear head h_t in R^k (the inner variable y stacks the T heads). With tas
     g(x, y) = sum_t [ mean_train (A_t W h_t - b_t)^2 / 2 + reg ||h_t||^2 / 2 ],
     f(x, y) = sum_t mean_validation (A_t W h_t - b_t)^2 / 2.
 
-g is reg-strongly convex in y. Data: b_t = A_t W* h*_t + noise with Gaussian A_t, a random
-orthonormal W* (p x k) and Gaussian heads, all from ``seed``.
+g is reg-strongly convex in y. ``inner_on`` / ``outer_on`` are the same losses on a minibatch of
+rows (shared by the tasks), for the stochastic methods. Data: b_t = A_t W* h*_t + noise with
+Gaussian A_t, a random orthonormal W* (p x k) and Gaussian heads, all from ``seed``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,21 @@ class HyperRepresentationProblem:
 
     def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._loss(self.validation, x, y)
+
+    def inner_on(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None):
+        """g on the training rows ``rows`` of every task (an index tensor; ``None``: all): the
+        minibatch objective g(x, y; xi) of the stochastic methods, unbiased for g when ``rows``
+        is drawn uniformly (the mean over rows is the only data-dependent part)."""
+        return self._loss(_rows(self.train, rows), x, y) + 0.5 * self.reg * (y**2).sum()
+
+    def outer_on(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None):
+        """f on the validation rows ``rows`` of every task (``None``: all)."""
+        return self._loss(_rows(self.validation, rows), x, y)
+
+
+def _rows(split: tuple[torch.Tensor, torch.Tensor], rows: torch.Tensor | None):
+    features, targets = split
+    return split if rows is None else (features[:, rows], targets[:, rows])
 
 
 def make_hyper_representation(

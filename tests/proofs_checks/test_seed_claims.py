@@ -23,7 +23,11 @@ from bilevel.proofs_checks.slots import using
 G = "bilevel.proofs_checks.gallery"
 
 #: claims whose quick grid takes > 15 s: ``bilevel verify`` runs them in CI (``.ci/run``)
-HEAVY = ("momentum/equal-budget-over-seeds", "hyper-cleaning/minimax-cost-to-accuracy")
+HEAVY = (
+    "momentum/equal-budget-over-seeds",
+    "momentum/stochastic-equal-budget",
+    "hyper-cleaning/minimax-cost-to-accuracy",
+)
 
 FAST = [
     *minimax.CLAIMS,
