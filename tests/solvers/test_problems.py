@@ -155,6 +155,22 @@ def test_hyper_representation_is_learned_down_to_the_noise_floor() -> None:
         make_hyper_representation(rank=0)
 
 
+def test_hyper_representation_minibatch_losses_average_to_the_full_ones() -> None:
+    """``inner_on`` / ``outer_on``: rows=None is the full loss, and the mean over the 30
+    single-row minibatches of each split is the full loss again (each loss is a per-task mean
+    over rows plus a row-free ridge term), so a uniform minibatch is unbiased; to rounding."""
+    from bilevel.solvers.problems import make_hyper_representation
+
+    problem = make_hyper_representation(seed=3)
+    d_x, d_y = problem.dims
+    rng = np.random.default_rng(0)
+    x, y = (torch.as_tensor(rng.standard_normal(d)) for d in (d_x, d_y))
+    for full, on in ((problem.inner, problem.inner_on), (problem.outer, problem.outer_on)):
+        assert torch.equal(on(x, y, None), full(x, y))
+        single_rows = torch.stack([on(x, y, torch.tensor([i])) for i in range(30)])
+        assert torch.allclose(single_rows.mean(), full(x, y), rtol=1e-12, atol=0)
+
+
 def test_stocbio_runs_on_the_logistic_problem_with_its_sampler() -> None:
     """The issue's case: StocBiO with the built-in sampler used to raise IndexError (training
     rows indexing the smaller validation split). The default sampler draws rows of both."""
